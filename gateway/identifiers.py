@@ -1,0 +1,89 @@
+"""Identifier systems: which URI every card, number and code is written under.
+
+Chinese health OIDs (``urn:oid:2.16.156.10011.*``, see WS/T 500) where a national one
+exists; otherwise systems under the project's canonical base. Numbers that are only
+unique inside one hospital (its visit cards, visit numbers, doctors, order lines) get a
+system scoped to that hospital's organisation code, so a value is globally unique and
+can be used in a conditional create.
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+
+from stdnum.cn import ric
+from stdnum.exceptions import ValidationError as _StdnumError
+
+BASE = "https://yikatong.org/fhir"
+
+CITIZEN_ID = "urn:oid:2.16.156.10011.1.3"
+PHYSICIAN = "urn:oid:2.16.156.10011.1.4"
+ORGANIZATION = "urn:oid:2.16.156.10011.1.5"
+OUTPATIENT_NO = "urn:oid:2.16.156.10011.1.11"
+DEPARTMENT = "urn:oid:2.16.156.10011.1.26"
+SEX_GBT_2261_1 = "urn:oid:2.16.156.10011.2.3.3.4"
+ICD10 = "urn:oid:2.16.156.10011.2.3.3.11.1"
+
+# Deterministic resource ids: uuid5 in this namespace of "system|value".
+ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, BASE)
+
+
+class CardType(StrEnum):
+    """Every identifier a patient may present, strongest first."""
+
+    CITIZEN_ID = "citizen_id"  # 居民身份证号 (GB 11643)
+    SSC_CARD_NO = "ssc_card_no"  # 社会保障卡 卡号 (9 characters)
+    SSC_CARD_ID = "ssc_card_id"  # 社会保障卡 卡识别码 (32 hex)
+    HEALTH_CARD = "health_card"  # 居民健康卡 卡号
+    EHEALTH_CARD = "ehealth_card"  # 电子健康卡 ID
+    NHSA_EVOUCHER = "nhsa_evoucher"  # 医保电子凭证
+    YILIAN_CODE = "yilian_code"  # 医联码
+    HOSPITAL_CARD = "hospital_card"  # 院内就诊卡 (unique within its issuer only)
+
+
+# Order of strength for deriving a person key (first present wins).
+STRENGTH: tuple[CardType, ...] = tuple(CardType)
+
+_CARD_SYSTEMS: dict[CardType, str] = {
+    CardType.CITIZEN_ID: CITIZEN_ID,
+    CardType.SSC_CARD_NO: f"{BASE}/sid/ssc-card-no",
+    CardType.SSC_CARD_ID: f"{BASE}/sid/ssc-card-id",
+    CardType.HEALTH_CARD: f"{BASE}/sid/resident-health-card",
+    CardType.EHEALTH_CARD: f"{BASE}/sid/ehealth-card",
+    CardType.NHSA_EVOUCHER: f"{BASE}/sid/nhsa-evoucher",
+    CardType.YILIAN_CODE: f"{BASE}/sid/yilian-code",
+}
+
+
+def org_scoped(org_code: str, kind: str) -> str:
+    """A system for numbers a hospital assigns itself: cards, visits, doctors, orders."""
+    return f"{BASE}/sid/org/{org_code}/{kind}"
+
+
+def card_system(card_type: CardType, issuer: str | None) -> str:
+    """The identifier system of a card. Hospital cards are scoped to their issuer."""
+    if card_type is CardType.HOSPITAL_CARD:
+        if not issuer:
+            raise ValueError("a hospital card needs its issuer's organisation code")
+        return org_scoped(issuer, "card")
+    return _CARD_SYSTEMS[card_type]
+
+
+def deterministic_id(system: str, value: str) -> str:
+    """uuid5 of ``system|value``: the same business identifier always gives the same id."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"{system}|{value}"))
+
+
+def citizen_id_problem(value: str) -> str | None:
+    """Why a citizen ID number (GB 11643) is invalid, or None when it is valid."""
+    try:
+        ric.validate(value)
+    except _StdnumError as exc:
+        return {
+            "InvalidChecksum": "the check digit (18th character) does not match",
+            "InvalidLength": "must be 18 characters",
+            "InvalidFormat": "must be 17 digits and a digit or X",
+            "InvalidComponent": "the birth date or region code is not valid",
+        }.get(type(exc).__name__, str(exc))
+    return None
