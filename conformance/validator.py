@@ -1,0 +1,70 @@
+"""Bundle validation, first cut: the FHIR R4 structure (via the ``fhir.resources`` models)
+and references inside the Bundle. The profile-driven validator deepens this.
+
+Returns OperationOutcome issues; ``expression`` is the FHIRPath of the fault, e.g.
+``Bundle.entry[2].resource.birthDate``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir.resources.R4B.bundle import Bundle
+from pydantic import ValidationError
+
+from gateway.errors import issue, pydantic_path
+
+
+def _references(node: Any, path: str, out: list[tuple[str, str]]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str):
+                out.append((f"{path}.reference", value))
+            elif isinstance(value, (dict, list)):
+                _references(value, f"{path}.{key}", out)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            if isinstance(value, (dict, list)):
+                _references(value, f"{path}[{i}]", out)
+
+
+def reference_issues(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every ``urn:uuid:`` reference must name an entry's fullUrl."""
+    entries = bundle.get("entry") or []
+    full_urls = {e.get("fullUrl") for e in entries}
+    issues = []
+    for i, entry in enumerate(entries):
+        refs: list[tuple[str, str]] = []
+        _references(entry.get("resource"), f"Bundle.entry[{i}].resource", refs)
+        for path, ref in refs:
+            if ref.startswith("urn:uuid:") and ref not in full_urls:
+                issues.append(issue(f"reference {ref} does not resolve to an entry of the Bundle",
+                                    path, code="not-found", error_code="6002"))
+    return issues
+
+
+def structure_issues(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    try:
+        Bundle.model_validate(bundle)
+    except ValidationError as exc:
+        out = []
+        for err in exc.errors(include_url=False):
+            msg = err.get("msg", "invalid")
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, "):]
+            path = pydantic_path(err.get("loc", ()), "Bundle")
+            out.append(issue(f"{path}: {msg}", path, code="structure", error_code="6001"))
+        return out
+    return []
+
+
+def validate_bundle(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    """All problems found in a transaction Bundle; empty when it is valid."""
+    issues = structure_issues(bundle)
+    issues += reference_issues(bundle)
+    patients = [i for i, e in enumerate(bundle.get("entry") or [])
+                if (e.get("resource") or {}).get("resourceType") == "Patient"]
+    if len(patients) != 1:
+        issues.append(issue(f"a visit Bundle carries exactly one Patient, found {len(patients)}",
+                            "Bundle.entry", code="invariant", error_code="6003"))
+    return issues

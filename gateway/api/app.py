@@ -1,0 +1,235 @@
+"""The HTTP edge: FastAPI app. Errors leave here as OperationOutcomes with their status."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+import redis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway import errors, metrics, store
+from gateway.apikeys import KeyStore
+from gateway.delivery.worker import Workers
+from gateway.envelope import Envelope
+from gateway.errors import GatewayError
+from gateway.logging import get_logger
+from gateway.pipeline import HTTP_PIPELINE, Context, run
+from gateway.settings import Settings
+from gateway.visit import OutpatientVisit
+
+log = get_logger(__name__)
+
+
+class FHIRJSON(Response):
+    media_type = "application/fhir+json"
+
+    def render(self, content: Any) -> bytes:
+        return store.dumps(content)
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return store.dumps(content)
+
+
+def _outcome_response(err: GatewayError) -> Response:
+    headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
+    return FHIRJSON(err.outcome, status_code=err.status, headers=headers)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise errors.too_large(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise errors.too_large(limit)
+    return bytes(body)
+
+
+def _bearer(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def create_app(settings: Settings, redis_url: str, *, workers: bool | None = None) -> FastAPI:
+    """The gateway API on the given Redis. Delivery workers run inside unless disabled."""
+    r = redis.Redis.from_url(redis_url, max_connections=64)
+    keys = KeyStore(r)
+    ctx = Context(settings=settings, redis=r, keys=keys)
+    run_workers = settings.workers if workers is None else workers
+    state: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        store.ensure_groups(r, tuple(settings.destinations()), settings.delivery_shards)
+        collector = metrics.register_queue_depth(r, settings)
+        if run_workers and settings.destinations():
+            state["workers"] = Workers(settings, redis_url)
+            state["workers"].start()
+        try:
+            yield
+        finally:
+            if "workers" in state:
+                await state["workers"].close()
+            from prometheus_client import REGISTRY
+            with contextlib.suppress(KeyError):
+                REGISTRY.unregister(collector)
+            r.close()
+
+    app = FastAPI(
+        title="一卡通 interoperability gateway",
+        version="0.1.0",
+        description="Hospitals submit outpatient visits; the gateway identifies the patient, "
+                    "renders FHIR R4, validates and delivers it. Errors are FHIR OperationOutcomes.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(GatewayError)
+    async def _gateway_error(_request: Request, exc: GatewayError) -> Response:
+        return _outcome_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> Response:
+        return _outcome_response(errors.from_pydantic(exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
+        return _outcome_response(GatewayError.of(str(exc.detail), code=code, status=exc.status_code))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error", error=type(exc).__name__)
+        if isinstance(exc, redis.RedisError):
+            return _outcome_response(errors.unavailable("the queue store is unavailable; "
+                                                        "the visit was not accepted, retry later"))
+        return _outcome_response(GatewayError.of("internal error; the visit was not accepted",
+                                                 code="exception", status=500))
+
+    def _authenticate(request: Request):
+        token = _bearer(request)
+        sender = keys.lookup(token) if token else None
+        if sender is None:
+            raise errors.unauthorized()
+        return sender
+
+    def _process(env: Envelope) -> Envelope:
+        try:
+            return run(HTTP_PIPELINE, env, ctx)
+        except GatewayError as err:
+            reason = (err.outcome["issue"][0].get("details", {}).get("coding") or [{}])[0].get(
+                "code", "other")
+            metrics.REJECTED.labels(reason).inc()
+            if env.credentials and err.status not in (401, 413):
+                sender = keys.lookup(env.credentials)
+                if sender is not None:
+                    store.record_rejection(r, tid=env.tracking_id, org=sender.org,
+                                           received_at=env.received_at.isoformat(),
+                                           outcome=err.outcome, visit_no=None,
+                                           ttl=settings.record_ttl)
+                    err.outcome.setdefault("id", env.tracking_id)
+            raise
+
+    @app.post("/v1/visits", status_code=202, tags=["visits"],
+              summary="Submit a canonical outpatient visit (JSON)",
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                  "schema": {"$ref": "#/components/schemas/OutpatientVisit"}}}}})
+    async def submit_visit(request: Request) -> Response:
+        started = time.perf_counter()
+        env = Envelope(
+            tracking_id=store.new_tracking_id(),
+            received_at=datetime.now(timezone.utc),
+            content_type=request.headers.get("content-type", "application/json"),
+            credentials=_bearer(request),
+        )
+        if not env.credentials:
+            raise errors.unauthorized("no API key: send `Authorization: Bearer <key>`")
+        env = env.with_(raw=await _read_body(request, settings.max_body_bytes))
+        env = await run_in_threadpool(_process, env)
+        metrics.ACCEPTED.labels(env.visit.org.code).inc()
+        metrics.INGEST_LATENCY.observe(time.perf_counter() - started)
+        status = "queued" if env.destinations else "accepted"
+        body = {"tracking_id": env.tracking_id, "status": status,
+                "person_id": env.identity.person_id,
+                "links": {"self": f"/v1/visits/{env.tracking_id}"}}
+        if env.warnings:
+            body["outcome"] = errors.outcome(env.warnings)
+        return JSON(body, status_code=202, headers={"Location": f"/v1/visits/{env.tracking_id}"})
+
+    @app.get("/v1/visits/{tracking_id}", tags=["visits"],
+             summary="A submitted visit's status, delivery receipts and outcome")
+    async def get_visit(tracking_id: str, request: Request) -> Response:
+        sender = _authenticate(request)
+        view = await run_in_threadpool(store.read_visit, r, tracking_id)
+        if view is None or view["org"] != sender.org:
+            raise errors.not_found(f"no visit with tracking id {tracking_id!r} for this organisation")
+        return JSON(view)
+
+    schema = OutpatientVisit.model_json_schema()
+    app.openapi_schema = None
+
+    @app.get("/v1/schema/visit", tags=["visits"], summary="JSON Schema of the canonical visit")
+    async def visit_schema() -> Response:
+        return JSON(schema, media_type="application/schema+json")
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> Response:
+        return JSON({"status": "ok"})
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz() -> Response:
+        checks: dict[str, str] = {}
+        try:
+            await run_in_threadpool(r.ping)
+            checks["redis"] = "ok"
+        except redis.RedisError as exc:
+            checks["redis"] = f"unreachable: {type(exc).__name__}"
+        if run_workers and settings.destinations():
+            w = state.get("workers")
+            checks["workers"] = "ok" if w and w.alive() else "not running"
+        ready = all(v == "ok" for v in checks.values())
+        return JSON({"status": "ready" if ready else "not ready", "checks": checks},
+                    status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["ops"])
+    async def metrics_endpoint() -> Response:
+        data = await run_in_threadpool(generate_latest)
+        return Response(data, media_type=CONTENT_TYPE_LATEST)
+
+    _orig_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        spec = _orig_openapi()
+        defs = schema.get("$defs", {})
+        comps = spec.setdefault("components", {}).setdefault("schemas", {})
+        comps.update({k: v for k, v in defs.items()})
+        comps["OutpatientVisit"] = orjson.loads(
+            orjson.dumps({k: v for k, v in schema.items() if k != "$defs"}).replace(
+                b"#/$defs/", b"#/components/schemas/"))
+        for name in defs:
+            comps[name] = orjson.loads(orjson.dumps(comps[name]).replace(
+                b"#/$defs/", b"#/components/schemas/"))
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.state.redis = r
+    app.state.keys = keys
+    return app

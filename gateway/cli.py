@@ -1,0 +1,145 @@
+"""The `gateway` command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from gateway.settings import Settings, get_settings
+
+app = typer.Typer(help="一卡通 interoperability gateway.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+keys_app = typer.Typer(help="Hospital API keys.", no_args_is_help=True)
+peers_app = typer.Typer(help="Reference peers for development and conformance runs.",
+                        no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(peers_app, name="peers")
+
+
+def _settings(**overrides) -> Settings:
+    base = get_settings()
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return base.model_copy(update=changes) if changes else base
+
+
+@app.command()
+def serve(
+    host: Optional[str] = typer.Option(None, help="bind address (default 127.0.0.1)"),
+    port: Optional[int] = typer.Option(None, help="API port (default 8080)"),
+    with_peers: bool = typer.Option(False, "--with-peers", help="also run the reference peers"),
+    peer_port: int = typer.Option(8090, help="port of the reference regional platform"),
+    demo_org: Optional[str] = typer.Option(None, help="register a demo hospital with this code"),
+) -> None:
+    """Run the gateway API with its delivery workers (embedded Redis unless GATEWAY_REDIS_URL)."""
+    from gateway.serve import serve as run_serve
+
+    run_serve(_settings(host=host, port=port), with_peers=with_peers, peer_port=peer_port,
+              demo_org=demo_org)
+
+
+@app.command()
+def worker() -> None:
+    """Run delivery workers only (scale them out beside API-only gateways)."""
+    from gateway.serve import run_workers
+
+    run_workers(_settings())
+
+
+@keys_app.command("create")
+def keys_create(org: str = typer.Option(..., help="organisation code"),
+                name: str = typer.Option("", help="organisation name")) -> None:
+    """Create an API key for a hospital and print it (it is shown only once)."""
+    import redis
+
+    from gateway.apikeys import KeyStore
+    from gateway.redis_embedded import redis_url
+
+    with redis_url(_settings()) as url:
+        r = redis.Redis.from_url(url)
+        key = KeyStore(r).create(org, name)
+        r.close()
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (ids, organisations, creation times; never the keys)."""
+    import redis
+
+    from gateway.apikeys import KeyStore
+    from gateway.redis_embedded import redis_url
+
+    with redis_url(_settings()) as url:
+        for item in KeyStore(redis.Redis.from_url(url)).list():
+            typer.echo(f"{item['id']}  {item.get('org', '')}  {item.get('name', '')}  {item.get('created', '')}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str = typer.Argument(..., help="the id shown by `keys list`")) -> None:
+    """Revoke an API key."""
+    import redis
+
+    from gateway.apikeys import KeyStore
+    from gateway.redis_embedded import redis_url
+
+    with redis_url(_settings()) as url:
+        if not KeyStore(redis.Redis.from_url(url)).revoke(key_id):
+            typer.echo(f"no key with id {key_id}", err=True)
+            raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
+
+
+@peers_app.command("regional")
+def peers_regional(port: int = typer.Option(8090), host: str = typer.Option("127.0.0.1")) -> None:
+    """Run the reference regional shared-EMR platform (a FHIR R4 server) at /fhir."""
+    from conformance.peers.regional import serve as peer_serve
+
+    peer_serve(host=host, port=port)
+
+
+@app.command()
+def synth(
+    visits: int = typer.Option(100, "--visits", "-n", min=1),
+    org: Optional[str] = typer.Option(None, help="send every visit from this organisation"),
+    orgs: int = typer.Option(3, help="number of synthetic hospitals when --org is not given"),
+    seed: int = typer.Option(0),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="file (default: stdout)"),
+) -> None:
+    """Write realistic synthetic canonical visits as JSON lines."""
+    from gateway.synth import generate, write_jsonl
+
+    items = generate(visits, org=org, seed=seed, orgs=orgs)
+    if out:
+        with out.open("w", encoding="utf-8") as fp:
+            write_jsonl(items, fp)
+    else:
+        write_jsonl(items, sys.stdout)
+
+
+@app.command()
+def convert(file: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
+    """Print the FHIR R4 transaction Bundle for a canonical visit (JSON)."""
+    from gateway.convert import convert_bytes
+
+    code, text = convert_bytes(file.read_bytes())
+    typer.echo(text)
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    visits: int = typer.Option(200, "--visits", "-n", min=1),
+    orgs: int = typer.Option(3),
+    seed: int = typer.Option(0),
+    concurrency: int = typer.Option(16),
+    invalid: int = typer.Option(0, help="also send this many deliberately invalid visits"),
+    timeout: float = typer.Option(120.0, help="seconds to wait for delivery"),
+) -> None:
+    """Run gateway + reference peer + synthetic hospitals end to end and report."""
+    from gateway.demo import run_demo
+
+    raise typer.Exit(run_demo(visits=visits, orgs=orgs, seed=seed, concurrency=concurrency,
+                              invalid=invalid, timeout=timeout))

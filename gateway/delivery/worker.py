@@ -1,0 +1,271 @@
+"""Delivery workers: Redis Streams → a destination's FHIR endpoint.
+
+Each destination's queue is split into shards by patient; one worker at a time owns a
+shard (a lease in Redis), so one patient's visits arrive in order. Taking over a shard
+first claims the entries a dead owner left pending (XAUTOCLAIM), then reads new ones.
+
+    2xx                      → delivered (ack)
+    timeout, 5xx, 408, 429,  → retried with exponential backoff and full jitter, the
+    connection error           shard waiting (order), until ``retry_max_age`` → failed
+    other 4xx                → dead-lettered with the receiver's OperationOutcome
+
+A crash after the receiver stored a bundle and before the ack re-delivers it; bundles
+are idempotent (conditional creates), so the receiver creates nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+import orjson
+import redis.asyncio as aioredis
+
+from gateway import metrics, store
+from gateway.errors import issue, outcome
+from gateway.logging import get_logger
+from gateway.settings import Settings
+
+log = get_logger(__name__)
+
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Full jitter: uniform in [0, min(cap, base·2^(attempt-1))]."""
+    return random.uniform(0, min(cap, base * (2 ** (attempt - 1))))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _response_outcome(resp: httpx.Response) -> dict[str, Any]:
+    try:
+        body = resp.json()
+        if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
+            return body
+    except ValueError:
+        pass
+    text = resp.text[:500] or resp.reason_phrase
+    return outcome([issue(f"receiver answered {resp.status_code}: {text}", code="exception")])
+
+
+def _summary(resp: httpx.Response) -> dict[str, int]:
+    """Counts of the receiver's entry statuses, e.g. {"201": 12} or {"200": 12} on a re-send."""
+    counts: dict[str, int] = {}
+    try:
+        for entry in resp.json().get("entry", ()):
+            code = str(entry.get("response", {}).get("status", "")).split(" ")[0]
+            counts[code] = counts.get(code, 0) + 1
+    except (ValueError, AttributeError):
+        pass
+    return counts
+
+
+class Destination:
+    """Delivers one destination's shards for as long as this worker holds their leases."""
+
+    def __init__(self, settings: Settings, r: aioredis.Redis, name: str, url: str,
+                 worker_id: str):
+        self.s = settings
+        self.r = r
+        self.name = name
+        self.url = url
+        self.me = worker_id
+        self.lease_ms = int(settings.lease_ttl * 1000)
+        self.client = httpx.AsyncClient(timeout=settings.delivery_timeout)
+        self.owned: dict[int, asyncio.Task] = {}
+        self.alive_at = time.monotonic()
+
+    async def _ensure_groups(self) -> None:
+        for shard in range(self.s.delivery_shards):
+            try:
+                await self.r.xgroup_create(store.stream_key(self.name, shard), store.GROUP,
+                                           id="0", mkstream=True)
+            except aioredis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self._ensure_groups()
+        try:
+            while not stop.is_set():
+                self.alive_at = time.monotonic()
+                for shard in range(self.s.delivery_shards):
+                    task = self.owned.get(shard)
+                    if (task is None or task.done()) and await self._acquire(shard):
+                        self.owned[shard] = asyncio.create_task(self._own(shard, stop))
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=self.s.lease_ttl / 3)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            for task in self.owned.values():
+                task.cancel()
+            await asyncio.gather(*self.owned.values(), return_exceptions=True)
+            for shard in list(self.owned):
+                await self.r.eval(_RELEASE, 1, store.lease_key(self.name, shard), self.me)
+            await self.client.aclose()
+
+    async def _acquire(self, shard: int) -> bool:
+        key = store.lease_key(self.name, shard)
+        if await self.r.set(key, self.me, nx=True, px=self.lease_ms):
+            return True
+        return bool(await self.r.eval(_RENEW, 1, key, self.me, self.lease_ms))
+
+    async def _own(self, shard: int, stop: asyncio.Event) -> None:
+        """Keep the lease while delivering the shard; stop when the lease is lost."""
+        work = asyncio.create_task(self._deliver_shard(shard, stop))
+        try:
+            while not work.done():
+                done, _ = await asyncio.wait({work}, timeout=self.s.lease_ttl / 3)
+                if done:
+                    break
+                if not await self.r.eval(_RENEW, 1, store.lease_key(self.name, shard),
+                                         self.me, self.lease_ms):
+                    log.warning("lease lost", destination=self.name, shard=shard)
+                    work.cancel()
+        finally:
+            if not work.done():
+                work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+
+    async def _deliver_shard(self, shard: int, stop: asyncio.Event) -> None:
+        stream = store.stream_key(self.name, shard)
+        # Entries a previous owner read but never acknowledged become ours, in order.
+        cursor = "0-0"
+        while True:
+            res = await self.r.xautoclaim(stream, store.GROUP, self.me, min_idle_time=0,
+                                          start_id=cursor, count=100, justid=True)
+            cursor = res[0].decode() if isinstance(res[0], bytes) else res[0]
+            if res[1]:
+                log.info("reclaimed pending entries", destination=self.name, shard=shard,
+                         count=len(res[1]))
+            if cursor in ("0-0", "0"):
+                break
+        backlog = True  # our own pending entries first, then new ones
+        while not stop.is_set():
+            resp = await self.r.xreadgroup(store.GROUP, self.me, {stream: "0" if backlog else ">"},
+                                           count=32, block=None if backlog else 1000)
+            entries = resp[0][1] if resp else []
+            if backlog and not entries:
+                backlog = False
+                continue
+            for entry_id, fields in entries:
+                if not fields:  # deleted while pending
+                    await self.r.xack(stream, store.GROUP, entry_id)
+                    continue
+                await self._deliver(stream, entry_id, fields, stop)
+
+    async def _deliver(self, stream: str, entry_id: bytes, fields: dict[bytes, bytes],
+                       stop: asyncio.Event) -> None:
+        tid = fields[b"tid"].decode()
+        enqueued = float(fields[b"enqueued"])
+        bundle = fields[b"bundle"]
+        attempts = 0
+        while True:
+            attempts += 1
+            self.alive_at = time.monotonic()
+            try:
+                resp = await self.client.post(self.url, content=bundle, headers={
+                    "Content-Type": "application/fhir+json", "Accept": "application/fhir+json",
+                    "X-Request-Id": tid})
+            except httpx.HTTPError as exc:
+                resp, error = None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            else:
+                error = f"HTTP {resp.status_code}"
+                if resp.is_success:
+                    await self._finish(stream, entry_id, tid, "delivered", attempts, {
+                        "http_status": resp.status_code, "entries": _summary(resp)})
+                    metrics.DELIVERED.labels(self.name, "delivered").inc()
+                    metrics.DELIVERY_LATENCY.labels(self.name).observe(time.time() - enqueued)
+                    return
+                if 400 <= resp.status_code < 500 and resp.status_code not in (408, 429):
+                    await self._finish(stream, entry_id, tid, "dead-lettered", attempts, {
+                        "http_status": resp.status_code, "outcome": _response_outcome(resp)},
+                        bundle=bundle)
+                    metrics.DELIVERED.labels(self.name, "dead-lettered").inc()
+                    return
+            if time.time() - enqueued > self.s.retry_max_age:
+                await self._finish(stream, entry_id, tid, "failed", attempts,
+                                   {"last_error": error}, bundle=bundle)
+                metrics.DELIVERED.labels(self.name, "failed").inc()
+                return
+            metrics.RETRIES.labels(self.name).inc()
+            delay = backoff(attempts, self.s.retry_base, self.s.retry_cap)
+            await self._receipt(tid, {"status": "queued", "attempts": attempts,
+                                      "last_error": error, "next_attempt_in": round(delay, 3)})
+            log.info("delivery will be retried", destination=self.name, tracking_id=tid,
+                     attempts=attempts, error=error, delay=round(delay, 3))
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+                return  # stopping: the entry stays pending and is delivered after restart
+            except asyncio.TimeoutError:
+                pass
+
+    async def _receipt(self, tid: str, receipt: dict[str, Any]) -> None:
+        key = store.visit_key(tid)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(key, f"receipt:{self.name}", orjson.dumps(receipt))
+        pipe.expire(key, self.s.record_ttl)
+        await pipe.execute()
+
+    async def _finish(self, stream: str, entry_id: bytes, tid: str, status: str, attempts: int,
+                      details: dict[str, Any], bundle: bytes | None = None) -> None:
+        receipt = {"status": status, "attempts": attempts, "at": _now(), **details}
+        key = store.visit_key(tid)
+        pipe = self.r.pipeline(transaction=True)
+        if status != "delivered":
+            pipe.xadd(store.dlq_key(self.name), {
+                "tid": tid, "status": status, "entry": entry_id, "at": receipt["at"],
+                "outcome": orjson.dumps(details.get("outcome") or details), "bundle": bundle or b""})
+        pipe.hset(key, f"receipt:{self.name}", orjson.dumps(receipt))
+        pipe.expire(key, self.s.record_ttl)
+        pipe.xack(stream, store.GROUP, entry_id)
+        pipe.xdel(stream, entry_id)
+        await pipe.execute()
+        if status != "delivered":
+            log.warning("visit not delivered", destination=self.name, tracking_id=tid,
+                        status=status, attempts=attempts)
+
+
+class Workers:
+    """All destinations' delivery loops, run as asyncio tasks (inside `serve` or `worker`)."""
+
+    def __init__(self, settings: Settings, redis_url: str):
+        self.s = settings
+        self.r = aioredis.Redis.from_url(redis_url, max_connections=4 * settings.delivery_shards + 8)
+        self.worker_id = os.environ.get("GATEWAY_WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}"
+        self.destinations = [Destination(settings, self.r, name, url, self.worker_id)
+                             for name, url in settings.destinations().items()]
+        self.stop = asyncio.Event()
+        self.tasks: list[asyncio.Task] = []
+
+    def start(self) -> None:
+        self.tasks = [asyncio.create_task(d.run(self.stop)) for d in self.destinations]
+
+    def alive(self) -> bool:
+        stale = 3 * self.s.lease_ttl
+        return all(not t.done() for t in self.tasks) and all(
+            time.monotonic() - d.alive_at < stale for d in self.destinations)
+
+    async def close(self) -> None:
+        self.stop.set()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.r.aclose()

@@ -1,0 +1,55 @@
+"""The envelope: one immutable record that passes through the pipeline.
+
+Each stage returns a copy with its own part filled in (``dataclasses.replace``); no stage
+changes what an earlier one wrote, and no stage calls another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from gateway.visit import OutpatientVisit
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    org: str
+    key_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What the identify stage found: the person and every identifier with its system."""
+
+    person_id: str
+    identifiers: tuple[tuple[str, str, str], ...]  # (card type, system, value), strongest first
+
+
+@dataclass(frozen=True, slots=True)
+class Translated:
+    """National codes the translate stage found for codes sent in local or other systems."""
+
+    gender: str  # FHIR administrative-gender
+    sex_gb: str  # GB/T 2261.1
+    map_versions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    tracking_id: str
+    received_at: datetime
+    raw: bytes = b""
+    content_type: str = "application/json"
+    credentials: str | None = None
+    sender: Sender | None = None
+    visit: OutpatientVisit | None = None
+    identity: Identity | None = None
+    translated: Translated | None = None
+    bundle: dict[str, Any] | None = None
+    destinations: tuple[str, ...] = ()
+    warnings: tuple[dict[str, Any], ...] = field(default=())
+
+    def with_(self, **changes: Any) -> Envelope:
+        return replace(self, **changes)

@@ -1,0 +1,53 @@
+"""Prometheus metrics. Queue depth is read from Redis when scraped."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+ACCEPTED = Counter("gateway_visits_accepted_total", "Visits durably accepted", ["org"])
+REJECTED = Counter("gateway_visits_rejected_total", "Visits rejected", ["reason"])
+DELIVERED = Counter("gateway_deliveries_total", "Delivery outcomes", ["destination", "outcome"])
+RETRIES = Counter("gateway_delivery_retries_total", "Delivery attempts that will be retried",
+                  ["destination"])
+INGEST_LATENCY = Histogram(
+    "gateway_ingest_seconds", "Time from request to durable acceptance",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+DELIVERY_LATENCY = Histogram(
+    "gateway_delivery_seconds", "Time from acceptance to delivery", ["destination"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600))
+
+
+class QueueDepthCollector:
+    """``gateway_queue_depth{destination}``: entries waiting or in flight, summed over shards."""
+
+    def __init__(self, redis_client, settings):
+        self.r = redis_client
+        self.settings = settings
+
+    def collect(self):
+        from gateway import store
+
+        gauge = GaugeMetricFamily("gateway_queue_depth", "Entries queued per destination",
+                                  labels=["destination"])
+        dead = GaugeMetricFamily("gateway_dead_letters", "Dead letters per destination",
+                                 labels=["destination"])
+        try:
+            for dest in self.settings.destinations():
+                pipe = self.r.pipeline(transaction=False)
+                for shard in range(self.settings.delivery_shards):
+                    pipe.xlen(store.stream_key(dest, shard))
+                pipe.xlen(store.dlq_key(dest))
+                lengths = pipe.execute()
+                gauge.add_metric([dest], sum(lengths[:-1]))
+                dead.add_metric([dest], lengths[-1])
+        except Exception:  # noqa: BLE001 - a scrape must not fail because Redis is away
+            pass
+        yield gauge
+        yield dead
+
+
+def register_queue_depth(redis_client, settings) -> QueueDepthCollector:
+    collector = QueueDepthCollector(redis_client, settings)
+    REGISTRY.register(collector)
+    return collector

@@ -1,0 +1,117 @@
+"""Starting the gateway: embedded Redis (or the configured one), optional reference peers,
+the API with its delivery workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import redis
+import uvicorn
+
+from gateway.apikeys import KeyStore
+from gateway.logging import configure, get_logger
+from gateway.redis_embedded import EmbeddedRedis
+from gateway.settings import Settings
+
+log = get_logger(__name__)
+
+DEMO_ORG_NAME = "一卡通演示医院"
+
+
+def _start_peer(port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "peers", "regional", "--port", str(port)])
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the reference regional peer did not start on port {port}")
+        time.sleep(0.1)
+
+
+def _demo_key(settings: Settings, url: str, org: str) -> str:
+    """The demo hospital's key, created once and kept in the data dir."""
+    path = settings.data_dir / f"demo-key-{org}.txt"
+    store = KeyStore(redis.Redis.from_url(url))
+    if path.exists():
+        key = path.read_text().strip()
+        if store.lookup(key):
+            return key
+    key = store.create(org, DEMO_ORG_NAME)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
+@contextlib.contextmanager
+def _redis(settings: Settings):
+    if settings.redis_url:
+        yield settings.redis_url
+        return
+    embedded = EmbeddedRedis(settings.data_dir)
+    url = embedded.start()
+    embedded.supervise()
+    try:
+        yield url
+    finally:
+        embedded.stop()
+
+
+def serve(settings: Settings, *, with_peers: bool = False, peer_port: int = 8090,
+          demo_org: str | None = None) -> None:
+    from gateway.api.app import create_app
+
+    configure()
+    peer = None
+    with _redis(settings) as url:
+        try:
+            if with_peers:
+                peer = _start_peer(peer_port)
+                settings = settings.model_copy(
+                    update={"regional_fhir_url": f"http://127.0.0.1:{peer_port}/fhir"})
+            base = f"http://{settings.host}:{settings.port}"
+            print(f"gateway API       {base}/v1/visits   docs: {base}/docs", flush=True)
+            print(f"redis             {url}", flush=True)
+            if settings.regional_fhir_url:
+                print(f"regional platform {settings.regional_fhir_url}", flush=True)
+            if demo_org:
+                key = _demo_key(settings, url, demo_org)
+                print(f"demo hospital     {demo_org} ({DEMO_ORG_NAME})  key: {key}", flush=True)
+                print(f"  try: gateway synth -n 1 --org {demo_org} | head -1 | curl -s -X POST "
+                      f"{base}/v1/visits -H 'Authorization: Bearer {key}' "
+                      f"-H 'Content-Type: application/json' --data-binary @-", flush=True)
+            uvicorn.run(create_app(settings, url), host=settings.host, port=settings.port,
+                        log_level="warning", access_log=False)
+        finally:
+            if peer is not None:
+                peer.terminate()
+                peer.wait(10)
+
+
+def run_workers(settings: Settings) -> None:
+    """Delivery workers without the API."""
+    from gateway.delivery.worker import Workers
+
+    configure()
+
+    async def main(url: str) -> None:
+        workers = Workers(settings, url)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, workers.stop.set)
+        workers.start()
+        await workers.stop.wait()
+        await workers.close()
+
+    with _redis(settings) as url:
+        asyncio.run(main(url))

@@ -1,0 +1,40 @@
+"""The one settings object. Environment variables prefixed ``GATEWAY_``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    environment: str = Field("development", description="development | production")
+    data_dir: Path = Path("./var")
+    redis_url: str | None = Field(None, description="external Redis; unset = embedded redis-server")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 2 * 1024 * 1024
+
+    regional_fhir_url: str | None = Field(None, description="FHIR base of the regional platform")
+    delivery_shards: int = Field(8, ge=1, le=1024, description="streams per destination")
+    delivery_timeout: float = 10.0
+    retry_base: float = 0.5
+    retry_cap: float = 60.0
+    retry_max_age: float = Field(86400.0, description="seconds of retrying before a visit fails")
+    lease_ttl: float = 15.0
+    workers: bool = Field(True, description="run delivery workers inside `serve`")
+    record_ttl: int = Field(30 * 86400, description="seconds a visit's tracking record is kept")
+
+    def destinations(self) -> dict[str, str]:
+        """Destination name → FHIR base URL, for the destinations configured."""
+        return {"regional": self.regional_fhir_url.rstrip("/")} if self.regional_fhir_url else {}
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

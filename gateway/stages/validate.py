@@ -1,0 +1,15 @@
+"""Validate: every rendered output is checked; errors reject the visit and nothing is forwarded."""
+
+from __future__ import annotations
+
+from conformance.validator import validate_bundle
+from gateway.envelope import Envelope
+from gateway.errors import GatewayError, outcome
+
+
+def run(env: Envelope, ctx) -> Envelope:
+    issues = validate_bundle(env.bundle)
+    errors = [i for i in issues if i["severity"] in ("error", "fatal")]
+    if errors:
+        raise GatewayError(outcome(issues), status=422)
+    return env.with_(warnings=env.warnings + tuple(issues))

@@ -1,0 +1,136 @@
+"""Everything the gateway keeps in Redis, and the names it keeps it under.
+
+    gw:visit:{tid}        hash  the tracking record: status, org, visit_no, outcome, receipt:<dest>
+    gw:q:{dest}:{shard}   stream  bundles waiting for a destination (consumer group "delivery")
+    gw:dlq:{dest}         stream  dead letters, with the receiver's OperationOutcome
+    gw:lease:{dest}:{shard}  string  which worker owns a shard (per-patient order)
+    gw:apikey:{sha256}    hash  an API key's organisation (see apikeys.py)
+
+A visit's overall status is derived when it is read, from its per-destination receipts.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import zlib
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import redis
+
+GROUP = "delivery"
+
+STATUSES = ("accepted", "rejected", "queued", "delivered", "failed", "dead-lettered")
+
+
+def visit_key(tid: str) -> str:
+    return f"gw:visit:{tid}"
+
+
+def stream_key(dest: str, shard: int) -> str:
+    return f"gw:q:{dest}:{shard}"
+
+
+def dlq_key(dest: str) -> str:
+    return f"gw:dlq:{dest}"
+
+
+def lease_key(dest: str, shard: int) -> str:
+    return f"gw:lease:{dest}:{shard}"
+
+
+def new_tracking_id() -> str:
+    """Time-ordered and unguessable: 12 hex of milliseconds + 20 hex random."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
+
+
+def shard_of(person_id: str, shards: int) -> int:
+    """A patient's visits always go to the same shard, so they are delivered in order."""
+    return zlib.crc32(person_id.encode()) % shards
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value))
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(value: Any, *, pretty: bool = False) -> bytes:
+    """JSON bytes; Decimals keep their exact digits. ``pretty``: 2-space indent, sorted keys."""
+    option = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS if pretty else 0
+    return orjson.dumps(value, default=_json_default, option=option)
+
+
+def ensure_groups(r: redis.Redis, dests: list[str] | tuple[str, ...], shards: int) -> None:
+    for dest in dests:
+        for shard in range(shards):
+            try:
+                r.xgroup_create(stream_key(dest, shard), GROUP, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+
+def enqueue(r: redis.Redis, *, tid: str, org: str, visit_no: str, person_id: str,
+            received_at: str, payload: bytes, dests: tuple[str, ...], shards: int,
+            ttl: int) -> None:
+    """Durably record a visit and queue its bundle for every destination, atomically."""
+    shard = shard_of(person_id, shards)
+    now = f"{time.time():.6f}"
+    pipe = r.pipeline(transaction=True)
+    record: dict[str, Any] = {
+        "status": "queued" if dests else "accepted", "org": org, "visit_no": visit_no,
+        "person": person_id, "received_at": received_at,
+    }
+    for dest in dests:
+        record[f"receipt:{dest}"] = orjson.dumps({"status": "queued", "attempts": 0})
+        pipe.xadd(stream_key(dest, shard), {"tid": tid, "person": person_id,
+                                            "enqueued": now, "bundle": payload})
+    pipe.hset(visit_key(tid), mapping=record)
+    pipe.expire(visit_key(tid), ttl)
+    pipe.execute()
+
+
+def record_rejection(r: redis.Redis, *, tid: str, org: str, received_at: str,
+                     outcome: dict[str, Any], visit_no: str | None, ttl: int) -> None:
+    pipe = r.pipeline(transaction=True)
+    pipe.hset(visit_key(tid), mapping={
+        "status": "rejected", "org": org, "visit_no": visit_no or "",
+        "received_at": received_at, "outcome": dumps(outcome)})
+    pipe.expire(visit_key(tid), ttl)
+    pipe.execute()
+
+
+def overall_status(record_status: str, receipts: dict[str, dict[str, Any]]) -> str:
+    if record_status == "rejected" or not receipts:
+        return record_status
+    states = {r["status"] for r in receipts.values()}
+    for status in ("dead-lettered", "failed", "queued"):
+        if status in states:
+            return status
+    return "delivered"
+
+
+def read_visit(r: redis.Redis, tid: str) -> dict[str, Any] | None:
+    raw = r.hgetall(visit_key(tid))
+    if not raw:
+        return None
+    fields = {k.decode(): v for k, v in raw.items()}
+    receipts = {k.split(":", 1)[1]: orjson.loads(v) for k, v in fields.items()
+                if k.startswith("receipt:")}
+    status = fields.get("status", b"").decode()
+    view: dict[str, Any] = {
+        "tracking_id": tid,
+        "status": overall_status(status, receipts),
+        "org": fields.get("org", b"").decode(),
+        "visit_no": fields.get("visit_no", b"").decode(),
+        "received_at": fields.get("received_at", b"").decode(),
+        "receipts": receipts,
+    }
+    if "person" in fields:
+        view["person_id"] = fields["person"].decode()
+    if "outcome" in fields:
+        view["outcome"] = orjson.loads(fields["outcome"])
+    return view
