@@ -13,7 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from gateway.identifiers import CardType, citizen_id_problem
 
@@ -41,13 +41,14 @@ class CardIdentifier(_Model):
         None, description="issuing organisation code; for hospital cards, defaults to the sender"
     )
 
-    @model_validator(mode="after")
-    def _check_citizen_id(self) -> CardIdentifier:
-        if self.type is CardType.CITIZEN_ID:
-            problem = citizen_id_problem(self.value)
+    @field_validator("value")
+    @classmethod
+    def _check_citizen_id(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("type") is CardType.CITIZEN_ID:
+            problem = citizen_id_problem(value)
             if problem:
                 raise ValueError(f"invalid citizen ID number: {problem}")
-        return self
+        return value
 
 
 class Organization(_Model):

@@ -128,3 +128,106 @@ def http_service(args: list[str], health_url: str, env: dict[str, str] | None = 
         yield proc
     finally:
         proc.stop()
+
+
+VISIT_INPUT = ROOT / "tests" / "golden" / "canonical" / "basic" / "input.json"
+
+
+def sample_visit(**changes) -> dict:
+    """The golden sample visit as a dict, with top-level fields replaced."""
+    import json
+
+    visit = json.loads(VISIT_INPUT.read_text(encoding="utf-8"))
+    visit.update(changes)
+    return visit
+
+
+class Gateway:
+    """`gateway serve` as a child process on a real Redis, talking to a real peer."""
+
+    def __init__(self, tmp: Path, redis_url: str | None, regional_url: str | None,
+                 extra_env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = tmp / f"gateway-{self.port}.log"
+        self.env = {
+            "GATEWAY_DATA_DIR": str(tmp / "data"),
+            "GATEWAY_RETRY_BASE": "0.05", "GATEWAY_RETRY_CAP": "0.5",
+            "GATEWAY_LEASE_TTL": "3", "GATEWAY_DELIVERY_TIMEOUT": "5",
+            **({"GATEWAY_REDIS_URL": redis_url} if redis_url else {}),
+            **({"GATEWAY_REGIONAL_FHIR_URL": regional_url} if regional_url else {}),
+            **(extra_env or {}),
+        }
+        self._ctx = None
+        self.proc: Process | None = None
+
+    def start(self) -> Gateway:
+        self._ctx = http_service(gateway_cmd("serve", "--port", str(self.port)),
+                                 f"{self.base}/healthz", env=self.env, log=self.log)
+        self.proc = self._ctx.__enter__()
+        return self
+
+    def stop(self) -> None:
+        if self._ctx is not None:
+            self._ctx.__exit__(None, None, None)
+            self._ctx = None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no lease release, nothing flushed by the gateway."""
+        self.proc.kill()
+        self._ctx = None
+
+    def create_key(self, org: str) -> str:
+        out = subprocess.run(gateway_cmd("keys", "create", "--org", org, "--name", f"{org} test"),
+                             env={**os.environ, **self.env}, capture_output=True, text=True,
+                             check=True, cwd=ROOT)
+        return out.stdout.strip().splitlines()[-1]
+
+    def submit(self, key: str, visit: dict | bytes, **kw) -> httpx.Response:
+        import json
+
+        body = visit if isinstance(visit, bytes) else json.dumps(visit, ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json", **kw.pop("headers", {})}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return httpx.post(f"{self.base}/v1/visits", content=body, headers=headers, timeout=10, **kw)
+
+    def status(self, key: str, tid: str) -> dict:
+        return httpx.get(f"{self.base}/v1/visits/{tid}",
+                         headers={"Authorization": f"Bearer {key}"}, timeout=5).json()
+
+    def wait_status(self, key: str, tid: str, status: str, timeout: float = 30) -> dict:
+        return wait_until(lambda: (s := self.status(key, tid))["status"] == status and s,
+                          timeout=timeout, what=f"visit {tid} {status}")
+
+
+class Peer:
+    """The reference regional platform as a child process; can be stopped and restarted."""
+
+    def __init__(self, tmp: Path, port: int | None = None):
+        self.port = port or free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.fhir = f"{self.base}/fhir"
+        self.log = tmp / f"peer-{self.port}.log"
+        self._ctx = None
+
+    def start(self) -> Peer:
+        self._ctx = http_service(gateway_cmd("peers", "regional", "--port", str(self.port)),
+                                 f"{self.base}/healthz", log=self.log)
+        self._ctx.__enter__()
+        return self
+
+    def stop(self) -> None:
+        if self._ctx is not None:
+            self._ctx.__exit__(None, None, None)
+            self._ctx = None
+
+    def count(self, resource_type: str) -> int:
+        return httpx.get(f"{self.fhir}/{resource_type}", params={"_summary": "count"},
+                         timeout=5).json()["total"]
+
+    def fault(self, **spec) -> None:
+        httpx.post(f"{self.base}/_admin/faults", json=spec, timeout=5).raise_for_status()
+
+    def stats(self) -> dict:
+        return httpx.get(f"{self.base}/_admin/stats", timeout=5).json()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -79,7 +80,8 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
         store.ensure_groups(r, tuple(settings.destinations()), settings.delivery_shards)
         collector = metrics.register_queue_depth(r, settings)
         if run_workers and settings.destinations():
-            state["workers"] = Workers(settings, redis_url)
+            state["workers"] = Workers(settings, redis_url,
+                                       worker_id=f"{socket.gethostname()}:{settings.port}")
             state["workers"].start()
         try:
             yield

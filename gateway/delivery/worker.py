@@ -110,7 +110,9 @@ class Destination:
                 for shard in range(self.s.delivery_shards):
                     task = self.owned.get(shard)
                     if (task is None or task.done()) and await self._acquire(shard):
-                        self.owned[shard] = asyncio.create_task(self._own(shard, stop))
+                        task = asyncio.create_task(self._own(shard, stop))
+                        task.add_done_callback(self._report)
+                        self.owned[shard] = task
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=self.s.lease_ttl / 3)
                 except asyncio.TimeoutError:
@@ -122,6 +124,12 @@ class Destination:
             for shard in list(self.owned):
                 await self.r.eval(_RELEASE, 1, store.lease_key(self.name, shard), self.me)
             await self.client.aclose()
+
+    def _report(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("shard worker stopped; it restarts on the next round",
+                      destination=self.name, error=f"{type(exc).__name__}: {exc}")
 
     async def _acquire(self, shard: int) -> bool:
         key = store.lease_key(self.name, shard)
@@ -152,8 +160,8 @@ class Destination:
         cursor = "0-0"
         while True:
             res = await self.r.xautoclaim(stream, store.GROUP, self.me, min_idle_time=0,
-                                          start_id=cursor, count=100, justid=True)
-            cursor = res[0].decode() if isinstance(res[0], bytes) else res[0]
+                                          start_id=cursor, count=100)
+            cursor = res[0].decode() if isinstance(res[0], bytes) else str(res[0])
             if res[1]:
                 log.info("reclaimed pending entries", destination=self.name, shard=shard,
                          count=len(res[1]))
@@ -248,10 +256,13 @@ class Destination:
 class Workers:
     """All destinations' delivery loops, run as asyncio tasks (inside `serve` or `worker`)."""
 
-    def __init__(self, settings: Settings, redis_url: str):
+    def __init__(self, settings: Settings, redis_url: str, worker_id: str | None = None):
         self.s = settings
         self.r = aioredis.Redis.from_url(redis_url, max_connections=4 * settings.delivery_shards + 8)
-        self.worker_id = os.environ.get("GATEWAY_WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}"
+        # A stable id lets a restarted gateway take its own shards back at once; other
+        # owners' shards are taken over when their leases expire.
+        self.worker_id = (os.environ.get("GATEWAY_WORKER_ID") or worker_id
+                          or f"{socket.gethostname()}:{os.getpid()}")
         self.destinations = [Destination(settings, self.r, name, url, self.worker_id)
                              for name, url in settings.destinations().items()]
         self.stop = asyncio.Event()
