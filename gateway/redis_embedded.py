@@ -19,6 +19,7 @@ from pathlib import Path
 
 import redis
 
+from gateway.children import spawn
 from gateway.logging import get_logger
 from gateway.settings import Settings
 
@@ -73,7 +74,7 @@ class EmbeddedRedis:
                                "(or `apt-get install redis-server`), or set GATEWAY_REDIS_URL")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or _free_port()
-        self.proc = subprocess.Popen(
+        self.proc = spawn(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
              "--appendonly", "yes", "--appendfsync", "always", "--save", "",
              "--daemonize", "no", "--logfile", str(self.dir / "redis.log")],

@@ -15,6 +15,7 @@ import redis
 import uvicorn
 
 from gateway.apikeys import KeyStore
+from gateway.children import spawn
 from gateway.logging import configure, get_logger
 from gateway.redis_embedded import EmbeddedRedis
 from gateway.settings import Settings
@@ -25,7 +26,7 @@ DEMO_ORG_NAME = "一卡通演示医院"
 
 
 def _start_peer(port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "peers", "regional", "--port", str(port)])
+    proc = spawn([sys.executable, "-m", "gateway", "peers", "regional", "--port", str(port)])
     deadline = time.monotonic() + 30
     while True:
         try:

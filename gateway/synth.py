@@ -165,7 +165,7 @@ def _org_hospital(org: str, seed: int, orgs: int) -> _Hospital:
     rng = random.Random(f"synth-org:{seed}:{org}")
     match = _ORG_CODE.match(org)
     region = data.REGION_BY_CODE.get(match.group(1)) if match else None
-    if region is None or data.city_of(region) not in data.HOSPITAL_CITIES:
+    if region is None:
         region = rng.choice(_city_regions(rng.choice(data.HOSPITAL_CITIES)))
     name = f"{data.city_of(region)}{region.district}{rng.choice(data.HOSPITAL_SUFFIXES)}"
     return _make_hospital(org, name, region, seed)

@@ -291,6 +291,10 @@ def test_org_uses_the_known_name_and_any_code():
     code, name = synth.hospitals(3, 4)[1]
     visits = list(synth.generate(10, org=code, seed=4))
     assert {(v.org.code, v.org.name) for v in visits} == {(code, name)}
+    shenzhen = list(synth.generate(30, org="H44030500007", seed=4))
+    assert shenzhen[0].org.name.startswith("深圳市南山区")
+    for visit in shenzhen:
+        _check_visit(visit)
     odd = list(synth.generate(5, org="ORG-TEST-1", seed=4))
     assert {v.org.code for v in odd} == {"ORG-TEST-1"}
     assert odd[0].org.name.endswith("医院")

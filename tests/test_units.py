@@ -1,0 +1,122 @@
+"""Small pieces: errors, masking, identifiers, translation, validator, queue helpers."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timezone
+
+import pytest
+
+from conformance.validator import validate_bundle
+from gateway import errors, store
+from gateway.convert import convert_envelope
+from gateway.delivery.worker import backoff
+from gateway.identifiers import CITIZEN_ID, CardType, card_system, citizen_id_problem
+from gateway.logging import mask_personal_data, mask_text
+from terminology.translate import FHIR_GENDER, GBT_2261_1, translate
+from tests.support import VISIT_INPUT
+
+
+def _bundle():
+    return convert_envelope(VISIT_INPUT.read_bytes(), tracking_id="t",
+                            received_at=datetime(2026, 3, 1, tzinfo=timezone.utc)).bundle
+
+
+def test_outcome_codes_map_to_http_statuses():
+    assert errors.unauthorized().status == 401
+    assert errors.forbidden("x").status == 403
+    assert errors.too_large(10).status == 413
+    assert errors.invalid("x").status == 400
+    assert errors.http_status(errors.outcome([errors.issue("w", severity="warning")])) == 200
+
+
+def test_pydantic_locations_become_paths():
+    assert errors.pydantic_path(("patient", "cards", 0, "value")) == "patient.cards[0].value"
+    assert errors.pydantic_path(("entry", 2, "resource", "birthDate"), "Bundle") == \
+        "Bundle.entry[2].resource.birthDate"
+
+
+def test_masking_hides_personal_data():
+    event = mask_personal_data(None, "info", {
+        "name": "张伟", "event": "patient 110101198506150019 phone 13812345678 seen"})
+    assert event["name"] == "**"
+    assert "110101198506150019" not in event["event"]
+    assert "13812345678" not in event["event"]
+    assert mask_text("order 12345") == "order 12345"
+
+
+def test_citizen_id_problems_are_named():
+    assert citizen_id_problem("110101198506150019") is None
+    assert "check digit" in citizen_id_problem("110101198506150011")
+    assert "18" in citizen_id_problem("1101011985")
+
+
+def test_hospital_cards_are_scoped_to_their_issuer():
+    assert card_system(CardType.CITIZEN_ID, None) == CITIZEN_ID
+    assert card_system(CardType.HOSPITAL_CARD, "H1") != card_system(CardType.HOSPITAL_CARD, "H2")
+    with pytest.raises(ValueError):
+        card_system(CardType.HOSPITAL_CARD, None)
+
+
+@pytest.mark.parametrize("system,code,gender", [
+    (GBT_2261_1, "1", "male"), (GBT_2261_1, "2", "female"), (GBT_2261_1, "9", "unknown"),
+    ("http://terminology.hl7.org/CodeSystem/v2-0001", "F", "female"), ("GB/T 2261.1", "1", "male"),
+])
+def test_sex_translates_through_concept_maps(system, code, gender):
+    gb = translate(system, code, GBT_2261_1)
+    assert translate(GBT_2261_1, gb.code, FHIR_GENDER).code == gender
+
+
+def test_unknown_code_is_none_not_an_exception():
+    assert translate("AAA002", "1", GBT_2261_1) is None
+    assert translate(GBT_2261_1, "7", FHIR_GENDER) is None
+
+
+def test_validator_accepts_the_rendered_bundle():
+    assert validate_bundle(_bundle()) == []
+
+
+def test_validator_finds_dangling_references_and_bad_values():
+    bundle = copy.deepcopy(_bundle())
+    bundle["entry"][3]["resource"]["subject"] = {"reference": "urn:uuid:00000000-0000-0000-0000-000000000000"}
+    bundle["entry"][2]["resource"]["birthDate"] = "1985-13-40"
+    issues = validate_bundle(bundle)
+    paths = [e for i in issues for e in i.get("expression", [])]
+    assert "Bundle.entry[2].resource.birthDate" in paths
+    assert "Bundle.entry[3].resource.subject.reference" in paths
+
+
+def test_validator_requires_exactly_one_patient():
+    bundle = copy.deepcopy(_bundle())
+    bundle["entry"] = [e for e in bundle["entry"] if e["resource"]["resourceType"] != "Patient"]
+    assert any("exactly one Patient" in i["details"]["text"] for i in validate_bundle(bundle))
+
+
+def test_every_reference_resolves_and_ids_are_deterministic():
+    a, b = _bundle(), _bundle()
+    assert [e["fullUrl"] for e in a["entry"]] == [e["fullUrl"] for e in b["entry"]]
+    assert len({e["fullUrl"] for e in a["entry"]}) == len(a["entry"])
+    for entry in a["entry"]:
+        for ident in entry["resource"].get("identifier", []) if isinstance(
+                entry["resource"].get("identifier"), list) else []:
+            assert ident["system"] and ident["value"]
+
+
+def test_backoff_is_bounded_and_grows():
+    assert all(0 <= backoff(1, 0.5, 60) <= 0.5 for _ in range(100))
+    assert all(0 <= backoff(20, 0.5, 60) <= 60 for _ in range(100))
+    assert max(backoff(6, 0.5, 60) for _ in range(200)) > 0.5
+
+
+def test_overall_status_from_receipts():
+    assert store.overall_status("queued", {"a": {"status": "delivered"}}) == "delivered"
+    assert store.overall_status("queued", {"a": {"status": "delivered"},
+                                           "b": {"status": "queued"}}) == "queued"
+    assert store.overall_status("queued", {"a": {"status": "dead-lettered"}}) == "dead-lettered"
+    assert store.overall_status("rejected", {}) == "rejected"
+    assert store.overall_status("accepted", {}) == "accepted"
+
+
+def test_one_patient_always_lands_on_one_shard():
+    assert store.shard_of("p-1", 8) == store.shard_of("p-1", 8)
+    assert len({store.shard_of(f"p-{i}", 8) for i in range(200)}) == 8
