@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
 
+from conformance.shape_cache import ShapeCache, shape
 from gateway.errors import issue, pydantic_path
+
+_SHAPES = ShapeCache()
 
 
 def _references(node: Any, path: str, out: list[tuple[str, str]]) -> None:
@@ -43,19 +47,59 @@ def reference_issues(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     return issues
 
 
-def structure_issues(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+def _model_issues(model: Any, data: Any, root: str) -> list[dict[str, Any]]:
     try:
-        Bundle.model_validate(bundle)
+        model.model_validate(data)
     except ValidationError as exc:
         out = []
         for err in exc.errors(include_url=False):
             msg = err.get("msg", "invalid")
             if msg.startswith("Value error, "):
                 msg = msg[len("Value error, "):]
-            path = pydantic_path(err.get("loc", ()), "Bundle")
+            path = pydantic_path(err.get("loc", ()), root)
             out.append(issue(f"{path}: {msg}", path, code="structure", error_code="6001"))
         return out
+    except (KeyError, TypeError, ValueError) as exc:  # e.g. an unknown resourceType
+        return [issue(f"{root}: {exc}", root, code="structure", error_code="6001")]
     return []
+
+
+def structure_issues(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    """FHIR R4 structure per the ``fhir.resources`` models, each resource shape validated once.
+
+    The Bundle's own envelope (entries, requests) is checked with every resource replaced
+    by its type marker; each resource is checked on its own, at its place in the Bundle.
+    """
+    entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("resource"), dict) for e in entries):
+        return _model_issues(Bundle, bundle, "Bundle")
+    envelope = shape({**bundle, "entry": [
+        {**e, "resource": ("R", e["resource"].get("resourceType"))} for e in entries]})
+    if not _SHAPES.known(envelope):
+        found = _model_issues(Bundle, bundle, "Bundle")
+        if found:
+            return found
+        _SHAPES.add(envelope)
+    out: list[dict[str, Any]] = []
+    for i, entry in enumerate(entries):
+        resource = entry["resource"]
+        signature = shape(resource)
+        if _SHAPES.known(signature):
+            continue
+        try:
+            model = get_fhir_model_class(resource.get("resourceType"))
+        except (KeyError, ValueError, TypeError):
+            out.append(issue(f"unknown resourceType {resource.get('resourceType')!r}",
+                             f"Bundle.entry[{i}].resource.resourceType", code="structure",
+                             error_code="6001"))
+            continue
+        found = _model_issues(model, resource, f"Bundle.entry[{i}].resource")
+        if found:
+            out += found
+        else:
+            _SHAPES.add(signature)
+    return out
 
 
 def validate_bundle(bundle: dict[str, Any]) -> list[dict[str, Any]]:

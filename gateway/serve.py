@@ -72,7 +72,7 @@ def serve(settings: Settings, *, with_peers: bool = False, peer_port: int = 8090
           demo_org: str | None = None) -> None:
     from gateway.api.app import create_app
 
-    configure()
+    configure(settings.log_level, settings.log_json)
     peer = None
     with _redis(settings) as url:
         try:
@@ -103,7 +103,7 @@ def run_workers(settings: Settings) -> None:
     """Delivery workers without the API."""
     from gateway.delivery.worker import Workers
 
-    configure()
+    configure(settings.log_level, settings.log_json)
 
     async def main(url: str) -> None:
         workers = Workers(settings, url)

@@ -13,6 +13,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 
     environment: str = Field("development", description="development | production")
+    log_level: str = "INFO"
+    log_json: bool = False
     data_dir: Path = Path("./var")
     redis_url: str | None = Field(None, description="external Redis; unset = embedded redis-server")
 

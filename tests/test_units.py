@@ -6,6 +6,8 @@ import copy
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conformance.validator import validate_bundle
 from gateway import errors, store
@@ -120,3 +122,44 @@ def test_overall_status_from_receipts():
 def test_one_patient_always_lands_on_one_shard():
     assert store.shard_of("p-1", 8) == store.shard_of("p-1", 8)
     assert len({store.shard_of(f"p-{i}", 8) for i in range(200)}) == 8
+
+
+@pytest.mark.parametrize("entry,path,value", [
+    (2, "birthDate", "2026-02-30"),  # matches the date pattern, but no such day
+    (2, "gender", "ma  le"),  # not a code (two spaces)
+    (3, "status", ""),  # empty string
+    (3, "period", {"start": "yesterday"}),  # not a dateTime
+    (2, "birthDate", 19850615),  # wrong JSON type
+])
+def test_shape_cache_never_hides_an_invalid_value(entry, path, value):
+    valid = _bundle()
+    assert validate_bundle(valid) == [] and validate_bundle(copy.deepcopy(valid)) == []
+    bad = copy.deepcopy(valid)
+    bad["entry"][entry]["resource"][path] = value
+    found = [e for i in validate_bundle(bad) for e in i.get("expression", [])]
+    assert any(e.startswith(f"Bundle.entry[{entry}].resource.{path}") for e in found), found
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=st.one_of(
+    st.text(max_size=12), st.sampled_from(["2026-02-30", "2026-02-28", "2026", "2026-13",
+                                           "2026-01-01T10:00:00+08:00", "2026-01-01T25:00:00Z",
+                                           " x", "x ", "a b", "a\u3000b", "urn:oid:1.2", "-0.5"]),
+    st.integers(), st.booleans(), st.none()),
+    where=st.sampled_from([(2, "birthDate"), (2, "gender"), (3, "status"), (4, "recordedDate")]))
+def test_shape_cache_agrees_with_the_models(value, where):
+    """Whatever the value, the cached validator and a full parse give the same verdict."""
+    from fhir.resources.R4B.bundle import Bundle
+    from pydantic import ValidationError
+
+    from conformance.validator import structure_issues
+
+    bundle = copy.deepcopy(_bundle())
+    entry, element = where
+    bundle["entry"][entry]["resource"][element] = value
+    try:
+        Bundle.model_validate(copy.deepcopy(bundle))
+        models_ok = True
+    except ValidationError:
+        models_ok = False
+    assert (structure_issues(bundle) == []) == models_ok
