@@ -1,86 +1,159 @@
 """Validate each *shape* of a FHIR resource with the ``fhir.resources`` models once.
 
-Parsing a Bundle with the models costs ~0.4 ms per resource, all of it Python-level
-validators. But rendered resources come in few shapes: the same elements, nested the
-same way, differing only in their values. A resource's validity under the models
-depends only on
+Parsing a Bundle with the models costs ~0.3 ms per resource, nearly all of it in
+Python-level validators. Yet rendered resources come in few shapes — the same elements
+nested the same way, only the values differ. What the models decide depends on
 
-* its shape — which elements are present, how they nest, which items a list holds,
-  which are empty, and the ``resourceType`` of every (contained) resource; and
-* for each primitive value, which FHIR primitive types accept it.
+* the shape: which elements are present, how they nest, which kinds of item a list
+  holds, what is empty, the ``resourceType`` of every (contained) resource — this is
+  where cardinality, choice types, required elements and empty-element rules live; and
+* each primitive value against its own element's primitive type (string, code, id, uri,
+  date, dateTime, decimal, …).
 
-So the shape signature records both: the structure, and for each primitive value a
-bitmask saying which of the ``fhir_core`` primitive types (string, code, id, uri, date,
-dateTime, instant, decimal, …) accept it — computed with those types' own validators
-and cached per distinct value. Two resources with the same signature get the same
-verdict from the models; only signatures never seen before are validated in full.
-No library does this; it is what makes validation affordable on the hot path.
+So a resource is walked once beside its model class: every primitive value is checked
+with the TypeAdapter of its element's declared type (cached per distinct value), and the
+walk yields the shape signature. A signature seen before already passed the full models;
+an unseen one is validated with the models in full and remembered. Anything the walk does
+not understand (an unknown element, a list where a single value belongs) falls back to
+the full models. No library does this; it is what makes validation affordable on the hot
+path, and ``tests/test_units.py`` checks that its verdicts agree with the models'.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
+import types
+import typing
 from functools import lru_cache
 from typing import Any
 
-from fhir_core import types as ft
+from fhir.resources.R4B import get_fhir_model_class
 from pydantic import TypeAdapter, ValidationError
 
-_STRING_TYPES = (
-    ft.StringType, ft.CodeType, ft.IdType, ft.UriType, ft.CanonicalType, ft.OidType,
-    ft.UrlType, ft.MarkdownType, ft.DateType, ft.DateTimeType, ft.InstantType, ft.TimeType,
-    ft.DecimalType, ft.Base64BinaryType, ft.UuidType, ft.IntegerType, ft.UnsignedIntType,
-    ft.PositiveIntType, ft.Integer64Type, ft.XhtmlType,
-)
-_NUMBER_TYPES = (
-    ft.DecimalType, ft.IntegerType, ft.UnsignedIntType, ft.PositiveIntType, ft.Integer64Type,
-    ft.StringType,
-)
-_STRING_ADAPTERS = tuple(TypeAdapter(t) for t in _STRING_TYPES)
-_NUMBER_ADAPTERS = tuple(TypeAdapter(t) for t in _NUMBER_TYPES)
+
+class Unsure(Exception):
+    """The walk cannot vouch for this node; validate it with the full models."""
 
 
-def _accepts(adapter: TypeAdapter, value: Any) -> bool:
-    try:
-        adapter.validate_python(value)
-    except (ValidationError, ValueError, TypeError):
-        return False
-    return True
+_PRIM, _MODEL, _RESOURCE = 0, 1, 2
 
 
-@lru_cache(maxsize=200_000)
-def _mask(kind: type, text: str) -> int:
-    value: Any
-    if kind is str:
-        value, adapters = text, _STRING_ADAPTERS
-    elif kind is bool:
-        return 1 if text == "True" else 2
-    else:
-        value = kind(text)
-        adapters = _NUMBER_ADAPTERS
-    mask = 0
-    for bit, adapter in enumerate(adapters):
-        if _accepts(adapter, value):
-            mask |= 1 << bit
-    return mask
+def _unwrap_optional(annotation: Any) -> Any:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
 
 
-def shape(node: Any) -> Any:
-    """The validity-relevant signature of a JSON value (see the module docstring)."""
-    if isinstance(node, dict):
-        return tuple((k, v if k == "resourceType" else shape(v)) for k, v in node.items())
-    if isinstance(node, list):
-        return ("[]", frozenset(shape(item) for item in node))
-    if node is None:
+@lru_cache(maxsize=None)
+def _adapter(annotation: Any) -> TypeAdapter:
+    return TypeAdapter(annotation)
+
+
+def _classify(annotation: Any) -> tuple[bool, int, Any]:
+    """(is a list, kind, target) for a model field's annotation."""
+    annotation = _unwrap_optional(annotation)
+    is_list = typing.get_origin(annotation) in (list, typing.List)
+    if is_list:
+        annotation = _unwrap_optional(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) is typing.Annotated or annotation in (str, int, bool, float):
+        return is_list, _PRIM, _adapter(annotation)
+    name = getattr(annotation, "__name__", "")
+    if isinstance(annotation, type) and name.endswith("Type"):
+        if name in ("ResourceType", "DomainResourceType"):
+            return is_list, _RESOURCE, None
+        try:
+            return is_list, _MODEL, get_fhir_model_class(name[:-4])
+        except (KeyError, ValueError):
+            pass
+    return is_list, _PRIM, _adapter(annotation)  # anything else: validate the value as declared
+
+
+@lru_cache(maxsize=None)
+def _fields(model: type) -> dict[str, tuple[bool, int, Any]]:
+    return {(f.alias or name): _classify(f.annotation) for name, f in model.model_fields.items()}
+
+
+_VALUE_OK: dict[tuple[int, type, Any], bool] = {}
+
+
+def _value_ok(adapter: TypeAdapter, value: Any) -> bool:
+    key = (id(adapter), type(value), value)
+    ok = _VALUE_OK.get(key)
+    if ok is None:
+        try:
+            adapter.validate_python(value)
+            ok = True
+        except (ValidationError, ValueError, TypeError):
+            ok = False
+        if len(_VALUE_OK) > 500_000:
+            _VALUE_OK.clear()
+        _VALUE_OK[key] = ok
+    return ok
+
+
+def _item(value: Any, kind: int, target: Any) -> Any:
+    if value is None:
         return None
-    kind = type(node)
-    if kind in (str, int, float, bool, Decimal):
-        return (kind.__name__, _mask(kind, str(node)))
-    return ("?", kind.__name__, repr(node))  # anything unexpected is its own shape
+    if kind == _PRIM:
+        if isinstance(value, (dict, list)) or not _value_ok(target, value):
+            raise Unsure
+        return type(value).__name__
+    if not isinstance(value, dict):
+        raise Unsure
+    if kind == _RESOURCE:
+        try:
+            target = get_fhir_model_class(value.get("resourceType"))
+        except (KeyError, ValueError, TypeError):
+            raise Unsure from None
+    return signature(value, target)
+
+
+# Signatures are interned bottom-up to small ints, so comparing and hashing a resource's
+# signature costs one pass over it (a nested tuple would be re-hashed at every level).
+_INTERNED: dict[tuple, int] = {}
+_INTERN_LIMIT = 1_000_000
+
+
+def _intern(key: tuple) -> int:
+    sid = _INTERNED.get(key)
+    if sid is None:
+        sid = _INTERNED[key] = len(_INTERNED) + _generation[0]
+    return sid
+
+
+_generation = [0]
+
+
+def signature(node: dict[str, Any], model: type, shallow_resources: bool = False) -> int:
+    """The shape signature of ``node`` as an instance of ``model``; raises Unsure.
+
+    With ``shallow_resources``, nested resources (Bundle.entry.resource) count only by
+    their type: they are validated on their own.
+    """
+    fields = _fields(model)
+    out: list[Any] = [model]
+    for key, value in node.items():
+        if key == "resourceType":
+            out.append(value)
+            continue
+        spec = fields.get(key)
+        if spec is None:
+            raise Unsure
+        is_list, kind, target = spec
+        if shallow_resources and kind == _RESOURCE and isinstance(value, dict):
+            out.append((key, "R", value.get("resourceType")))
+        elif is_list:
+            if not isinstance(value, list):
+                raise Unsure
+            out.append((key, frozenset([_item(v, kind, target) for v in value])))
+        else:
+            out.append((key, _item(value, kind, target)))
+    return _intern(tuple(out))
 
 
 class ShapeCache:
-    """Signatures already validated; bounded, cleared when full."""
+    """Signatures that passed the full models; bounded, cleared when full."""
 
     def __init__(self, limit: int = 50_000):
         self.limit = limit
@@ -88,14 +161,17 @@ class ShapeCache:
         self.hits = 0
         self.misses = 0
 
-    def known(self, signature: Any) -> bool:
-        if signature in self._seen:
+    def known(self, sig: Any) -> bool:
+        if sig in self._seen:
             self.hits += 1
             return True
         self.misses += 1
         return False
 
-    def add(self, signature: Any) -> None:
-        if len(self._seen) >= self.limit:
+    def add(self, sig: Any) -> None:
+        if len(self._seen) >= self.limit or len(_INTERNED) >= _INTERN_LIMIT:
+            # Interned ids restart above every id handed out so far: no stale id can match.
+            _generation[0] += len(_INTERNED) + 1
+            _INTERNED.clear()
             self._seen.clear()
-        self._seen.add(signature)
+        self._seen.add(sig)

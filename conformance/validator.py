@@ -13,7 +13,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
 
-from conformance.shape_cache import ShapeCache, shape
+from conformance.shape_cache import ShapeCache, Unsure, signature
 from gateway.errors import issue, pydantic_path
 
 _SHAPES = ShapeCache()
@@ -64,29 +64,35 @@ def _model_issues(model: Any, data: Any, root: str) -> list[dict[str, Any]]:
     return []
 
 
-def structure_issues(bundle: dict[str, Any]) -> list[dict[str, Any]]:
-    """FHIR R4 structure per the ``fhir.resources`` models, each resource shape validated once.
+def _checked(model: Any, node: dict[str, Any], root: str, shallow: bool = False
+             ) -> list[dict[str, Any]]:
+    """Issues of one node: none when its shape is known good, else the full models decide."""
+    try:
+        sig = signature(node, model, shallow_resources=shallow)
+    except Unsure:
+        sig = None
+    if sig is not None and _SHAPES.known(sig):
+        return []
+    found = _model_issues(model, node, root)
+    if not found and sig is not None:
+        _SHAPES.add(sig)
+    return found
 
-    The Bundle's own envelope (entries, requests) is checked with every resource replaced
-    by its type marker; each resource is checked on its own, at its place in the Bundle.
-    """
+
+def structure_issues(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    """FHIR R4 structure per the ``fhir.resources`` models, each shape validated once
+    (see ``shape_cache``). The Bundle's envelope is checked with its resources counted
+    only by type; each resource is checked on its own, at its place in the Bundle."""
     entries = bundle.get("entry") if isinstance(bundle, dict) else None
     if not isinstance(entries, list) or not all(
             isinstance(e, dict) and isinstance(e.get("resource"), dict) for e in entries):
         return _model_issues(Bundle, bundle, "Bundle")
-    envelope = shape({**bundle, "entry": [
-        {**e, "resource": ("R", e["resource"].get("resourceType"))} for e in entries]})
-    if not _SHAPES.known(envelope):
-        found = _model_issues(Bundle, bundle, "Bundle")
-        if found:
-            return found
-        _SHAPES.add(envelope)
+    found = _checked(Bundle, bundle, "Bundle", shallow=True)
+    if found:
+        return found
     out: list[dict[str, Any]] = []
     for i, entry in enumerate(entries):
         resource = entry["resource"]
-        signature = shape(resource)
-        if _SHAPES.known(signature):
-            continue
         try:
             model = get_fhir_model_class(resource.get("resourceType"))
         except (KeyError, ValueError, TypeError):
@@ -94,11 +100,7 @@ def structure_issues(bundle: dict[str, Any]) -> list[dict[str, Any]]:
                              f"Bundle.entry[{i}].resource.resourceType", code="structure",
                              error_code="6001"))
             continue
-        found = _model_issues(model, resource, f"Bundle.entry[{i}].resource")
-        if found:
-            out += found
-        else:
-            _SHAPES.add(signature)
+        out += _checked(model, resource, f"Bundle.entry[{i}].resource")
     return out
 
 

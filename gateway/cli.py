@@ -19,6 +19,15 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(peers_app, name="peers")
 
 
+@app.callback()
+def _main() -> None:
+    """Logs go to stderr, so a command's output (a key, a bundle, JSON lines) stays clean."""
+    from gateway.logging import configure
+
+    settings = get_settings()
+    configure(settings.log_level, settings.log_json)
+
+
 def _settings(**overrides) -> Settings:
     base = get_settings()
     changes = {k: v for k, v in overrides.items() if v is not None}

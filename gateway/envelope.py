@@ -49,6 +49,7 @@ class Envelope:
     translated: Translated | None = None
     bundle: dict[str, Any] | None = None
     destinations: tuple[str, ...] = ()
+    outbox: Any = None  # gateway.store.Outbox: what the edge must commit before accepting
     warnings: tuple[dict[str, Any], ...] = field(default=())
 
     def with_(self, **changes: Any) -> Envelope:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 import time
 import zlib
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -73,34 +74,59 @@ def ensure_groups(r: redis.Redis, dests: list[str] | tuple[str, ...], shards: in
                     raise
 
 
-def enqueue(r: redis.Redis, *, tid: str, org: str, visit_no: str, person_id: str,
-            received_at: str, payload: bytes, dests: tuple[str, ...], shards: int,
-            ttl: int) -> None:
-    """Durably record a visit and queue its bundle for every destination, atomically."""
+@dataclass(frozen=True, slots=True)
+class Outbox:
+    """What must be durably written, in one Redis transaction, before a visit is accepted
+    (the transactional-outbox pattern): its tracking record and its queue entries."""
+
+    record_key: str
+    record: dict[str, Any]
+    ttl: int
+    entries: tuple[tuple[str, dict[str, Any]], ...] = ()
+
+
+def visit_outbox(*, tid: str, org: str, visit_no: str, person_id: str, received_at: str,
+                 payload: bytes, dests: tuple[str, ...], shards: int, ttl: int) -> Outbox:
+    """A visit's record, and its bundle queued for every destination on the patient's shard."""
     shard = shard_of(person_id, shards)
     now = f"{time.time():.6f}"
-    pipe = r.pipeline(transaction=True)
     record: dict[str, Any] = {
         "status": "queued" if dests else "accepted", "org": org, "visit_no": visit_no,
         "person": person_id, "received_at": received_at,
     }
+    entries = []
     for dest in dests:
         record[f"receipt:{dest}"] = orjson.dumps({"status": "queued", "attempts": 0})
-        pipe.xadd(stream_key(dest, shard), {"tid": tid, "person": person_id,
-                                            "enqueued": now, "bundle": payload})
-    pipe.hset(visit_key(tid), mapping=record)
-    pipe.expire(visit_key(tid), ttl)
-    pipe.execute()
+        entries.append((stream_key(dest, shard), {"tid": tid, "person": person_id,
+                                                  "enqueued": now, "bundle": payload}))
+    return Outbox(visit_key(tid), record, ttl, tuple(entries))
 
 
-def record_rejection(r: redis.Redis, *, tid: str, org: str, received_at: str,
-                     outcome: dict[str, Any], visit_no: str | None, ttl: int) -> None:
+def rejection_outbox(*, tid: str, org: str, received_at: str, outcome: dict[str, Any],
+                     ttl: int) -> Outbox:
+    return Outbox(visit_key(tid), {"status": "rejected", "org": org, "visit_no": "",
+                                   "received_at": received_at, "outcome": dumps(outcome)}, ttl)
+
+
+def _queue(pipe: Any, box: Outbox) -> None:
+    for stream, fields in box.entries:
+        pipe.xadd(stream, fields)
+    pipe.hset(box.record_key, mapping=box.record)
+    pipe.expire(box.record_key, box.ttl)
+
+
+def commit(r: redis.Redis, box: Outbox) -> None:
+    """Write an outbox atomically (blocking client)."""
     pipe = r.pipeline(transaction=True)
-    pipe.hset(visit_key(tid), mapping={
-        "status": "rejected", "org": org, "visit_no": visit_no or "",
-        "received_at": received_at, "outcome": dumps(outcome)})
-    pipe.expire(visit_key(tid), ttl)
+    _queue(pipe, box)
     pipe.execute()
+
+
+async def commit_async(r: Any, box: Outbox) -> None:
+    """Write an outbox atomically (asyncio client): other requests run while Redis syncs."""
+    pipe = r.pipeline(transaction=True)
+    _queue(pipe, box)
+    await pipe.execute()
 
 
 def overall_status(record_status: str, receipts: dict[str, dict[str, Any]]) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import redis
+import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -70,6 +71,7 @@ def _bearer(request: Request) -> str | None:
 def create_app(settings: Settings, redis_url: str, *, workers: bool | None = None) -> FastAPI:
     """The gateway API on the given Redis. Delivery workers run inside unless disabled."""
     r = redis.Redis.from_url(redis_url, max_connections=64)
+    ar = aioredis.Redis.from_url(redis_url, max_connections=64)
     keys = KeyStore(r)
     ctx = Context(settings=settings, redis=r, keys=keys)
     run_workers = settings.workers if workers is None else workers
@@ -92,6 +94,7 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
             with contextlib.suppress(KeyError):
                 REGISTRY.unregister(collector)
             r.close()
+            await ar.aclose()
 
     app = FastAPI(
         title="一卡通 interoperability gateway",
@@ -130,22 +133,24 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
             raise errors.unauthorized()
         return sender
 
-    def _process(env: Envelope) -> Envelope:
+    async def _process(env: Envelope) -> Envelope:
+        """Run the pipeline (CPU-bound, on the event loop), then commit its outbox; while
+        Redis syncs the append-only file, other requests proceed."""
         try:
-            return run(HTTP_PIPELINE, env, ctx)
+            env = run(HTTP_PIPELINE, env, ctx)
         except GatewayError as err:
             reason = (err.outcome["issue"][0].get("details", {}).get("coding") or [{}])[0].get(
                 "code", "other")
             metrics.REJECTED.labels(reason).inc()
-            if env.credentials and err.status not in (401, 413):
-                sender = keys.lookup(env.credentials)
-                if sender is not None:
-                    store.record_rejection(r, tid=env.tracking_id, org=sender.org,
-                                           received_at=env.received_at.isoformat(),
-                                           outcome=err.outcome, visit_no=None,
-                                           ttl=settings.record_ttl)
-                    err.outcome.setdefault("id", env.tracking_id)
+            sender = env.sender or (keys.lookup(env.credentials) if env.credentials else None)
+            if sender is not None and err.status not in (401, 413):
+                await store.commit_async(ar, store.rejection_outbox(
+                    tid=env.tracking_id, org=sender.org, received_at=env.received_at.isoformat(),
+                    outcome=err.outcome, ttl=settings.record_ttl))
+                err.outcome.setdefault("id", env.tracking_id)
             raise
+        await store.commit_async(ar, env.outbox)
+        return env
 
     @app.post("/v1/visits", status_code=202, tags=["visits"],
               summary="Submit a canonical outpatient visit (JSON)",
@@ -162,7 +167,7 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
         if not env.credentials:
             raise errors.unauthorized("no API key: send `Authorization: Bearer <key>`")
         env = env.with_(raw=await _read_body(request, settings.max_body_bytes))
-        env = await run_in_threadpool(_process, env)
+        env = await _process(env)
         metrics.ACCEPTED.labels(env.visit.org.code).inc()
         metrics.INGEST_LATENCY.observe(time.perf_counter() - started)
         status = "queued" if env.destinations else "accepted"

@@ -13,7 +13,9 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode
+from functools import lru_cache
+from urllib.parse import quote
+import re
 
 from gateway.envelope import Envelope
 from gateway.identifiers import (
@@ -36,13 +38,27 @@ def _ts(value: datetime) -> str:
     return value.isoformat()
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9._~-]*")
+
+
+@lru_cache(maxsize=4096)
+def _quoted_system(system: str) -> str:
+    return quote(system, safe="")
+
+
+def _if_none_exist(system: str, value: str) -> str:
+    """``identifier=system|value``, URL-encoded (the common plain values skip the encoder)."""
+    v = value if _PLAIN.fullmatch(value) else quote(value, safe="")
+    return f"identifier={_quoted_system(system)}%7C{v}"
+
+
 def _entry(resource: J, system: str, value: str) -> J:
     rid = deterministic_id(system, value)
     return {
         "fullUrl": f"urn:uuid:{rid}",
         "resource": resource,
         "request": {"method": "POST", "url": resource["resourceType"],
-                    "ifNoneExist": urlencode({"identifier": f"{system}|{value}"})},
+                    "ifNoneExist": _if_none_exist(system, value)},
     }
 
 
