@@ -79,12 +79,12 @@ def _checked(model: Any, node: dict[str, Any], root: str, shallow: bool = False
     return found
 
 
-def structure_issues(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+def structure_issues(bundle: dict[str, Any], *, shape_cache: bool = True) -> list[dict[str, Any]]:
     """FHIR R4 structure per the ``fhir.resources`` models, each shape validated once
     (see ``shape_cache``). The Bundle's envelope is checked with its resources counted
     only by type; each resource is checked on its own, at its place in the Bundle."""
     entries = bundle.get("entry") if isinstance(bundle, dict) else None
-    if not isinstance(entries, list) or not all(
+    if not shape_cache or not isinstance(entries, list) or not all(
             isinstance(e, dict) and isinstance(e.get("resource"), dict) for e in entries):
         return _model_issues(Bundle, bundle, "Bundle")
     found = _checked(Bundle, bundle, "Bundle", shallow=True)
@@ -104,9 +104,10 @@ def structure_issues(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def validate_bundle(bundle: dict[str, Any]) -> list[dict[str, Any]]:
-    """All problems found in a transaction Bundle; empty when it is valid."""
-    issues = structure_issues(bundle)
+def validate_bundle(bundle: dict[str, Any], *, shape_cache: bool = True) -> list[dict[str, Any]]:
+    """All problems found in a transaction Bundle; empty when it is valid.
+    ``shape_cache=False`` parses every Bundle with the models in full (slower, same verdicts)."""
+    issues = structure_issues(bundle, shape_cache=shape_cache)
     issues += reference_issues(bundle)
     patients = [i for i, e in enumerate(bundle.get("entry") or [])
                 if (e.get("resource") or {}).get("resourceType") == "Patient"]

@@ -41,12 +41,13 @@ def serve(
     with_peers: bool = typer.Option(False, "--with-peers", help="also run the reference peers"),
     peer_port: int = typer.Option(8090, help="port of the reference regional platform"),
     demo_org: Optional[str] = typer.Option(None, help="register a demo hospital with this code"),
+    processes: Optional[int] = typer.Option(None, help="API worker processes (default 1)"),
 ) -> None:
     """Run the gateway API with its delivery workers (embedded Redis unless GATEWAY_REDIS_URL)."""
     from gateway.serve import serve as run_serve
 
-    run_serve(_settings(host=host, port=port), with_peers=with_peers, peer_port=peer_port,
-              demo_org=demo_org)
+    run_serve(_settings(host=host, port=port, processes=processes), with_peers=with_peers,
+              peer_port=peer_port, demo_org=demo_org)
 
 
 @app.command()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, Counter, Histogram
+import os
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
 ACCEPTED = Counter("gateway_visits_accepted_total", "Visits durably accepted", ["org"])
@@ -50,4 +52,25 @@ class QueueDepthCollector:
 def register_queue_depth(redis_client, settings) -> QueueDepthCollector:
     collector = QueueDepthCollector(redis_client, settings)
     REGISTRY.register(collector)
+    _EXTRA.add(collector)
     return collector
+
+
+def unregister(collector: QueueDepthCollector) -> None:
+    REGISTRY.unregister(collector)
+    _EXTRA.discard(collector)
+
+
+_EXTRA: set[QueueDepthCollector] = set()
+
+
+def exposition() -> bytes:
+    """The metrics text. With several API processes (PROMETHEUS_MULTIPROC_DIR set) the
+    counters and histograms of all of them are merged; queue depth is read from Redis."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    for collector in _EXTRA:
+        registry.register(collector)
+    return generate_latest(registry)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -70,8 +72,6 @@ def _redis(settings: Settings):
 
 def serve(settings: Settings, *, with_peers: bool = False, peer_port: int = 8090,
           demo_org: str | None = None) -> None:
-    from gateway.api.app import create_app
-
     configure(settings.log_level, settings.log_json)
     peer = None
     with _redis(settings) as url:
@@ -91,12 +91,28 @@ def serve(settings: Settings, *, with_peers: bool = False, peer_port: int = 8090
                 print(f"  try: gateway synth -n 1 --org {demo_org} | head -1 | curl -s -X POST "
                       f"{base}/v1/visits -H 'Authorization: Bearer {key}' "
                       f"-H 'Content-Type: application/json' --data-binary @-", flush=True)
-            uvicorn.run(create_app(settings, url), host=settings.host, port=settings.port,
+            # Worker processes build the app from the environment (gateway.api.app:from_env).
+            os.environ["GATEWAY_REDIS_URL"] = url
+            if settings.regional_fhir_url:
+                os.environ["GATEWAY_REGIONAL_FHIR_URL"] = settings.regional_fhir_url
+            os.environ["GATEWAY_PORT"] = str(settings.port)
+            if settings.processes > 1:
+                _prepare_multiprocess_metrics(settings)
+            uvicorn.run("gateway.api.app:from_env", factory=True, host=settings.host,
+                        port=settings.port, workers=settings.processes,
                         log_level="warning", access_log=False)
         finally:
             if peer is not None:
                 peer.terminate()
                 peer.wait(10)
+
+
+def _prepare_multiprocess_metrics(settings: Settings) -> None:
+    """Several processes share one /metrics through prometheus-client's multiprocess mode."""
+    directory = (settings.data_dir / "prometheus").resolve()
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 def run_workers(settings: Settings) -> None:

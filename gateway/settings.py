@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 2 * 1024 * 1024
+    processes: int = Field(1, ge=1, le=64, description="API worker processes (`serve --processes`)")
+
+    validation_shape_cache: bool = Field(
+        True, description="validate each resource shape with the full models once (same verdicts)")
 
     regional_fhir_url: str | None = Field(None, description="FHIR base of the regional platform")
     delivery_shards: int = Field(8, ge=1, le=1024, description="streams per destination")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 
 from gateway.redis_embedded import EmbeddedRedis
-from tests.support import Gateway, sample_visit
+from tests.support import Gateway, sample_visit, wait_until
 
 
 def test_embedded_redis_keeps_keys_and_visits_across_restarts(tmp_path):
@@ -18,7 +18,8 @@ def test_embedded_redis_keeps_keys_and_visits_across_restarts(tmp_path):
         tid = resp.json()["tracking_id"]
     finally:
         gw.stop()
-    assert EmbeddedRedis(tmp_path / "data").running_port() is None  # stopped with the gateway
+    wait_until(lambda: EmbeddedRedis(tmp_path / "data").running_port() is None,
+               what="the embedded redis to stop with the gateway")
 
     gw.start()
     try:
@@ -37,8 +38,6 @@ def test_embedded_redis_is_restarted_when_it_dies(tmp_path):
         client = redis.Redis.from_url(url)
         client.set("k", "v")
         embedded.proc.kill()
-        from tests.support import wait_until
-
         wait_until(lambda: redis.Redis.from_url(url).get("k") == b"v", timeout=20,
                    what="the supervisor to restart redis with its data")
         assert redis.Redis.from_url(url).config_get("appendfsync")["appendfsync"] == "always"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import time
 from datetime import datetime, timezone
@@ -14,7 +15,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -68,7 +69,8 @@ def _bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def create_app(settings: Settings, redis_url: str, *, workers: bool | None = None) -> FastAPI:
+def create_app(settings: Settings, redis_url: str, *, workers: bool | None = None,
+               worker_id: str | None = None) -> FastAPI:
     """The gateway API on the given Redis. Delivery workers run inside unless disabled."""
     r = redis.Redis.from_url(redis_url, max_connections=64)
     ar = aioredis.Redis.from_url(redis_url, max_connections=64)
@@ -82,17 +84,15 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
         store.ensure_groups(r, tuple(settings.destinations()), settings.delivery_shards)
         collector = metrics.register_queue_depth(r, settings)
         if run_workers and settings.destinations():
-            state["workers"] = Workers(settings, redis_url,
-                                       worker_id=f"{socket.gethostname()}:{settings.port}")
+            state["workers"] = Workers(settings, redis_url, worker_id=worker_id)
             state["workers"].start()
         try:
             yield
         finally:
             if "workers" in state:
                 await state["workers"].close()
-            from prometheus_client import REGISTRY
             with contextlib.suppress(KeyError):
-                REGISTRY.unregister(collector)
+                metrics.unregister(collector)
             r.close()
             await ar.aclose()
 
@@ -215,7 +215,7 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
 
     @app.get("/metrics", tags=["ops"])
     async def metrics_endpoint() -> Response:
-        data = await run_in_threadpool(generate_latest)
+        data = await run_in_threadpool(metrics.exposition)
         return Response(data, media_type=CONTENT_TYPE_LATEST)
 
     _orig_openapi = app.openapi
@@ -240,3 +240,17 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
     app.state.redis = r
     app.state.keys = keys
     return app
+
+
+def from_env() -> FastAPI:
+    """The app as configured by the environment (what `gateway serve` worker processes run)."""
+    settings = Settings()
+    from gateway.logging import configure
+
+    configure(settings.log_level, settings.log_json)
+    if not settings.redis_url:
+        raise RuntimeError("GATEWAY_REDIS_URL is not set; start the gateway with `gateway serve`")
+    worker_id = f"{socket.gethostname()}:{settings.port}"
+    if settings.processes > 1:
+        worker_id += f":{os.getpid()}"
+    return create_app(settings, settings.redis_url, worker_id=worker_id)

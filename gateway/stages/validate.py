@@ -8,7 +8,7 @@ from gateway.errors import GatewayError, outcome
 
 
 def run(env: Envelope, ctx) -> Envelope:
-    issues = validate_bundle(env.bundle)
+    issues = validate_bundle(env.bundle, shape_cache=ctx.settings.validation_shape_cache)
     errors = [i for i in issues if i["severity"] in ("error", "fatal")]
     if errors:
         raise GatewayError(outcome(issues), status=422)

@@ -1,0 +1,184 @@
+"""Benchmarks: rendering + validation per core, and end-to-end HTTP ingest with durable
+enqueue. Every figure is printed beside a baseline measured in the same run.
+
+    make bench            (or: .venv/bin/python bench/run.py [--quick])
+
+Baseline for rendering + validation: the naive way — build and validate the
+``fhir.resources`` models field by field for each visit (every element constructed
+through its model class), then serialise with the models. Baseline for ingest: the same
+gateway with the shape cache off (every Bundle parsed by the models in full).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+import typing
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.loadgen import closed_loop, open_loop  # noqa: E402
+from conformance.shape_cache import _classify, _fields  # noqa: E402
+from conformance.validator import validate_bundle  # noqa: E402
+from gateway.envelope import Envelope  # noqa: E402
+from gateway.pipeline import Context, run  # noqa: E402
+from gateway.settings import Settings  # noqa: E402
+from gateway.stages import identify, parse, render, translate  # noqa: E402
+from gateway.store import dumps  # noqa: E402
+from gateway.synth import generate  # noqa: E402
+
+ORG = "H11010100001"
+
+
+def _construct(node: typing.Any, model: type) -> typing.Any:
+    """Build a model instance element by element, bottom-up, as hand-written code would."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    kwargs = {}
+    fields = _fields(model)
+    by_alias = {(f.alias or n): n for n, f in model.model_fields.items()}
+    for key, value in node.items():
+        if key == "resourceType":
+            continue
+        is_list, kind, target = fields[key]
+        def build(v):
+            if kind == 0 or not isinstance(v, dict):
+                return v
+            m = target if kind == 1 else get_fhir_model_class(v["resourceType"])
+            return _construct(v, m)
+        kwargs[by_alias[key]] = [build(v) for v in value] if is_list else build(value)
+    return model(**kwargs)
+
+
+def naive(bundle: dict) -> bytes:
+    from fhir.resources.R4B.bundle import Bundle
+
+    return _construct(bundle, Bundle).model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+def bench_render_validate(n: int) -> None:
+    visits = [v.model_dump_json().encode() for v in generate(n, org=ORG, seed=101)]
+    ctx = Context(settings=Settings())
+    stages = (parse.run, identify.run, translate.run, render.run)
+
+    def rendered():
+        for raw in visits:
+            env = Envelope(tracking_id="bench", received_at=datetime.now(timezone.utc), raw=raw)
+            yield run(stages, env, ctx).bundle
+
+    bundles = list(rendered())
+    resources = sum(len(b["entry"]) for b in bundles)
+    # warm both paths on a few visits (imports, first shapes), then measure on all
+    for b in bundles[:20]:
+        naive(b)
+        validate_bundle(b)
+    t0 = time.perf_counter()
+    for b in bundles[: n // 4]:
+        naive(b)
+    t_naive = (time.perf_counter() - t0) / (n // 4)
+    t0 = time.perf_counter()
+    for b in rendered():
+        assert not [i for i in validate_bundle(b) if i["severity"] == "error"]
+        dumps(b)
+    t_ours = (time.perf_counter() - t0) / n
+    per = resources / n
+    print(f"\n== render + validate, one core ({n} synthetic visits, {per:.1f} resources each)")
+    print(f"  naive (fhir.resources models, field by field): {1 / t_naive:8.0f} visits/s "
+          f"{per / t_naive:9.0f} resources/s  ({t_naive * 1000:.2f} ms/visit)")
+    print(f"  gateway (render + shape-cached validation):    {1 / t_ours:8.0f} visits/s "
+          f"{per / t_ours:9.0f} resources/s  ({t_ours * 1000:.2f} ms/visit)")
+    print(f"  ratio: {t_naive / t_ours:.1f}x the naive baseline")
+
+
+def _start(cmd, env, log):
+    import subprocess
+
+    return subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _wait(url: str, timeout: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def bench_ingest(n: int, processes: int, rate: float, seconds: float) -> None:
+    import redis
+
+    from gateway.apikeys import KeyStore
+    from tests.support import RedisServer, free_port
+
+    bodies = [v.model_dump_json().encode() for v in generate(n, org=ORG, seed=202)]
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
+        server = RedisServer(Path(tmp) / "redis").start()
+        r = redis.Redis.from_url(server.url)
+        r.config_set("appendfsync", "always")  # durable: each 202 is on disk
+        key = KeyStore(r).create(ORG, "bench")
+        print(f"\n== HTTP ingest with durable enqueue (redis AOF appendfsync=always, "
+              f"{processes} API processes, delivery workers off)")
+        results = {}
+        for label, cache in (("gateway", "true"), ("baseline: shape cache off", "false")):
+            port = free_port()
+            log = open(Path(tmp) / f"gw-{port}.log", "wb")  # noqa: SIM115
+            proc = _start([sys.executable, "-m", "gateway", "serve", "--port", str(port),
+                           "--processes", str(processes)],
+                          {"GATEWAY_REDIS_URL": server.url, "GATEWAY_DATA_DIR": tmp,
+                           "GATEWAY_WORKERS": "false", "GATEWAY_LOG_LEVEL": "WARNING",
+                           "GATEWAY_REGIONAL_FHIR_URL": "http://127.0.0.1:9/fhir",
+                           "GATEWAY_VALIDATION_SHAPE_CACHE": cache}, log)
+            try:
+                _wait(f"http://127.0.0.1:{port}/readyz")
+                warm = asyncio.run(closed_loop("127.0.0.1", port, "/v1/visits", key,
+                                               bodies[:300], 16))
+                assert warm.ok == warm.sent, warm.errors
+                res = asyncio.run(closed_loop("127.0.0.1", port, "/v1/visits", key,
+                                              bodies[300:], 32, max_seconds=25))
+                results[label] = res
+                print(f"  {label:28s} max sustained {res.rate:7.0f} visits/s   "
+                      f"p50 {res.pct(0.5):6.1f} ms  p99 {res.pct(0.99):6.1f} ms  "
+                      f"({res.ok} accepted, errors {res.errors or 'none'})")
+                if cache == "true":
+                    for fixed_rate in (rate / 2, rate):
+                        fixed = asyncio.run(open_loop("127.0.0.1", port, "/v1/visits", key,
+                                                      bodies, fixed_rate, seconds))
+                        print(f"  {label:28s} offered {fixed_rate:4.0f} visits/s for "
+                              f"{seconds:.0f} s: p50 {fixed.pct(0.5):6.1f} ms  "
+                              f"p99 {fixed.pct(0.99):6.1f} ms  ({fixed.ok}/{fixed.sent} accepted)")
+            finally:
+                proc.terminate()
+                proc.wait(20)
+                log.close()
+        a, b = results["gateway"], results["baseline: shape cache off"]
+        print(f"  ratio: {a.rate / b.rate:.1f}x the baseline's throughput")
+        queued = sum(r.xlen(f"gw:q:regional:{s}") for s in range(8))
+        print(f"  durably queued entries: {queued}")
+        server.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="smaller counts (CI smoke)")
+    ap.add_argument("--processes", type=int, default=os.cpu_count() or 2)
+    args = ap.parse_args()
+    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
+    bench_render_validate(200 if args.quick else 2000)
+    bench_ingest(1500 if args.quick else 8000, args.processes,
+                 rate=200 if args.quick else 500, seconds=3 if args.quick else 10)
+
+
+if __name__ == "__main__":
+    main()
