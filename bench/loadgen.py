@@ -20,6 +20,14 @@ class Result:
         data = sorted(self.latencies)
         return data[min(len(data) - 1, int(q * len(data)))] * 1000 if data else float("nan")
 
+    def record(self, status: int, latency: float) -> None:
+        self.latencies.append(latency)
+        self.sent += 1
+        if status == 202:
+            self.ok += 1
+        else:
+            self.errors[status] = self.errors.get(status, 0) + 1
+
     @property
     def rate(self) -> float:
         return self.ok / self.seconds if self.seconds else 0.0
@@ -67,12 +75,7 @@ async def closed_loop(host: str, port: int, path: str, key: str, bodies: list[by
                 return
             t0 = time.perf_counter()
             status = await conn.request(raw)
-            res.latencies.append(time.perf_counter() - t0)
-            res.sent += 1
-            if status == 202:
-                res.ok += 1
-            else:
-                res.errors[status] = res.errors.get(status, 0) + 1
+            res.record(status, time.perf_counter() - t0)
 
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -93,13 +96,8 @@ async def open_loop(host: str, port: int, path: str, key: str, bodies: list[byte
         async with sem:
             conn = idle.pop() if idle else _Conn(host, port)
             status = await conn.request(raw)
-            res.latencies.append(time.perf_counter() - due)
+            res.record(status, time.perf_counter() - due)
             idle.append(conn)
-            res.sent += 1
-            if status == 202:
-                res.ok += 1
-            else:
-                res.errors[status] = res.errors.get(status, 0) + 1
 
     start = time.perf_counter()
     tasks = []

@@ -24,8 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.loadgen import closed_loop, open_loop  # noqa: E402
-from conformance.shape_cache import _classify, _fields  # noqa: E402
+from conformance.shape_cache import _fields  # noqa: E402
 from conformance.validator import validate_bundle  # noqa: E402
+from gateway.children import wait_healthy  # noqa: E402
 from gateway.envelope import Envelope  # noqa: E402
 from gateway.pipeline import Context, run  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
@@ -102,20 +103,6 @@ def _start(cmd, env, log):
     return subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
 
 
-def _wait(url: str, timeout: float = 60) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
 def bench_ingest(n: int, processes: int, rate: float, seconds: float) -> None:
     import redis
 
@@ -141,7 +128,7 @@ def bench_ingest(n: int, processes: int, rate: float, seconds: float) -> None:
                            "GATEWAY_REGIONAL_FHIR_URL": "http://127.0.0.1:9/fhir",
                            "GATEWAY_VALIDATION_SHAPE_CACHE": cache}, log)
             try:
-                _wait(f"http://127.0.0.1:{port}/readyz")
+                wait_healthy(f"http://127.0.0.1:{port}/readyz", proc, "gateway")
                 warm = asyncio.run(closed_loop("127.0.0.1", port, "/v1/visits", key,
                                                bodies[:300], 16))
                 assert warm.ok == warm.sent, warm.errors

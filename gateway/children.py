@@ -28,3 +28,24 @@ def _die_with_parent() -> None:
 def spawn(args: Sequence[str], **kwargs) -> subprocess.Popen:
     preexec = _die_with_parent if sys.platform.startswith("linux") else None
     return subprocess.Popen(list(args), preexec_fn=preexec, **kwargs)  # noqa: PLW1509
+
+
+def wait_healthy(url: str, proc: subprocess.Popen | None = None, what: str = "service",
+                 timeout: float = 60.0) -> None:
+    """Wait until ``url`` answers 200; fail early if ``proc`` exits."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not answer at {url} within {timeout:.0f} s")
+        time.sleep(0.1)

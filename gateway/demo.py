@@ -15,12 +15,18 @@ from pathlib import Path
 import httpx
 import redis
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from gateway import store
 from gateway.apikeys import KeyStore
-from gateway.children import spawn
+from gateway.children import spawn, wait_healthy
 from gateway.redis_embedded import EmbeddedRedis
 from gateway.synth import generate, hospitals
 
@@ -31,20 +37,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not start")
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -91,8 +83,8 @@ def run_demo(*, visits: int, orgs: int, seed: int, concurrency: int, invalid: in
         gw = spawn([sys.executable, "-m", "gateway", "serve", "--port", str(gw_port)],
                    env=env, stdout=log, stderr=log)
         try:
-            _wait_healthy(f"http://127.0.0.1:{peer_port}/healthz", peer, "reference peer")
-            _wait_healthy(f"http://127.0.0.1:{gw_port}/readyz", gw, "gateway")
+            wait_healthy(f"http://127.0.0.1:{peer_port}/healthz", peer, "reference peer")
+            wait_healthy(f"http://127.0.0.1:{gw_port}/readyz", gw, "gateway")
             r = redis.Redis.from_url(url)
             keys = {code: KeyStore(r).create(code, name) for code, name in hospitals(orgs, seed)}
             items = [(keys[v.org.code], v.model_dump_json().encode())

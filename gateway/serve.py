@@ -10,14 +10,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
-import httpx
 import redis
 import uvicorn
 
 from gateway.apikeys import KeyStore
-from gateway.children import spawn
+from gateway.children import spawn, wait_healthy
 from gateway.logging import configure, get_logger
 from gateway.redis_embedded import EmbeddedRedis
 from gateway.settings import Settings
@@ -29,16 +27,8 @@ DEMO_ORG_NAME = "一卡通演示医院"
 
 def _start_peer(port: int) -> subprocess.Popen:
     proc = spawn([sys.executable, "-m", "gateway", "peers", "regional", "--port", str(port)])
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the reference regional peer did not start on port {port}")
-        time.sleep(0.1)
+    wait_healthy(f"http://127.0.0.1:{port}/healthz", proc, "the reference regional peer", 30)
+    return proc
 
 
 def _demo_key(settings: Settings, url: str, org: str) -> str:

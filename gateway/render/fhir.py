@@ -10,16 +10,21 @@ envelope always renders the same bytes.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 from functools import lru_cache
+from typing import Any
 from urllib.parse import quote
-import re
 
 from gateway.envelope import Envelope
 from gateway.identifiers import (
-    BASE, ICD10, ORGANIZATION, OUTPATIENT_NO, deterministic_id, org_scoped,
+    BASE,
+    ICD10,
+    ORGANIZATION,
+    OUTPATIENT_NO,
+    deterministic_id,
+    org_scoped,
 )
 from gateway.visit import LabResult, OutpatientVisit, VisitType
 
