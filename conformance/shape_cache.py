@@ -45,9 +45,35 @@ def _unwrap_optional(annotation: Any) -> Any:
     return annotation
 
 
+class _Primitive:
+    """A primitive element type: its TypeAdapter and the verdicts on values seen so far."""
+
+    __slots__ = ("adapter", "verdicts")
+    LIMIT = 100_000
+
+    def __init__(self, annotation: Any):
+        self.adapter = TypeAdapter(annotation)
+        self.verdicts: dict[Any, bool] = {}
+
+    def accepts(self, value: Any) -> bool:
+        # str values key by themselves; others by (type, value), so 1, 1.0 and True differ
+        key = value if type(value) is str else (type(value), value)
+        ok = self.verdicts.get(key)
+        if ok is None:
+            try:
+                self.adapter.validate_python(value)
+                ok = True
+            except (ValidationError, ValueError, TypeError):
+                ok = False
+            if len(self.verdicts) >= self.LIMIT:
+                self.verdicts.clear()
+            self.verdicts[key] = ok
+        return ok
+
+
 @lru_cache(maxsize=None)
-def _adapter(annotation: Any) -> TypeAdapter:
-    return TypeAdapter(annotation)
+def _adapter(annotation: Any) -> _Primitive:
+    return _Primitive(annotation)
 
 
 def _classify(annotation: Any) -> tuple[bool, int, Any]:
@@ -74,39 +100,24 @@ def _fields(model: type) -> dict[str, tuple[bool, int, Any]]:
     return {(f.alias or name): _classify(f.annotation) for name, f in model.model_fields.items()}
 
 
-_VALUE_OK: dict[tuple[int, type, Any], bool] = {}
-
-
-def _value_ok(adapter: TypeAdapter, value: Any) -> bool:
-    key = (id(adapter), type(value), value)
-    ok = _VALUE_OK.get(key)
-    if ok is None:
-        try:
-            adapter.validate_python(value)
-            ok = True
-        except (ValidationError, ValueError, TypeError):
-            ok = False
-        if len(_VALUE_OK) > 500_000:
-            _VALUE_OK.clear()
-        _VALUE_OK[key] = ok
-    return ok
-
-
-def _item(value: Any, kind: int, target: Any) -> Any:
+def _item(value: Any, kind: int, target: Any, refs: list[str], shallow: bool) -> Any:
     if value is None:
         return None
     if kind == _PRIM:
-        if isinstance(value, (dict, list)) or not _value_ok(target, value):
+        kind_of = type(value)
+        if kind_of is dict or kind_of is list or not target.accepts(value):
             raise Unsure
-        return type(value).__name__
+        return kind_of
     if not isinstance(value, dict):
         raise Unsure
     if kind == _RESOURCE:
+        if shallow:
+            return ("R", value.get("resourceType"))
         try:
             target = get_fhir_model_class(value.get("resourceType"))
         except (KeyError, ValueError, TypeError):
             raise Unsure from None
-    return signature(value, target)
+    return signature(value, target, shallow, refs)
 
 
 # Signatures are interned bottom-up to small ints, so comparing and hashing a resource's
@@ -125,12 +136,16 @@ def _intern(key: tuple) -> int:
 _generation = [0]
 
 
-def signature(node: dict[str, Any], model: type, shallow_resources: bool = False) -> int:
+def signature(node: dict[str, Any], model: type, shallow_resources: bool = False,
+              refs: list[str] | None = None) -> int:
     """The shape signature of ``node`` as an instance of ``model``; raises Unsure.
 
     With ``shallow_resources``, nested resources (Bundle.entry.resource) count only by
-    their type: they are validated on their own.
+    their type: they are validated on their own. Every ``reference`` string met on the
+    way is appended to ``refs``, so reference checks need no walk of their own.
     """
+    if refs is None:
+        refs = []
     fields = _fields(model)
     out: list[Any] = [model]
     for key, value in node.items():
@@ -141,14 +156,15 @@ def signature(node: dict[str, Any], model: type, shallow_resources: bool = False
         if spec is None:
             raise Unsure
         is_list, kind, target = spec
-        if shallow_resources and kind == _RESOURCE and isinstance(value, dict):
-            out.append((key, "R", value.get("resourceType")))
-        elif is_list:
+        if key == "reference" and type(value) is str:
+            refs.append(value)
+        if is_list:
             if not isinstance(value, list):
                 raise Unsure
-            out.append((key, frozenset([_item(v, kind, target) for v in value])))
+            out.append((key, frozenset([_item(v, kind, target, refs, shallow_resources)
+                                        for v in value])))
         else:
-            out.append((key, _item(value, kind, target)))
+            out.append((key, _item(value, kind, target, refs, shallow_resources)))
     return _intern(tuple(out))
 
 

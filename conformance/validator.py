@@ -64,13 +64,16 @@ def _model_issues(model: Any, data: Any, root: str) -> list[dict[str, Any]]:
     return []
 
 
-def _checked(model: Any, node: dict[str, Any], root: str, shallow: bool = False
-             ) -> list[dict[str, Any]]:
-    """Issues of one node: none when its shape is known good, else the full models decide."""
+def _checked(model: Any, node: dict[str, Any], root: str, refs: list[str],
+             shallow: bool = False) -> list[dict[str, Any]]:
+    """Issues of one node: none when its shape is known good, else the full models decide.
+    References met are appended to ``refs``; ``None`` is appended when they could not all
+    be collected."""
     try:
-        sig = signature(node, model, shallow_resources=shallow)
+        sig = signature(node, model, shallow_resources=shallow, refs=refs)
     except Unsure:
         sig = None
+        refs.append(None)
     if sig is not None and _SHAPES.known(sig):
         return []
     found = _model_issues(model, node, root)
@@ -79,15 +82,18 @@ def _checked(model: Any, node: dict[str, Any], root: str, shallow: bool = False
     return found
 
 
-def structure_issues(bundle: dict[str, Any], *, shape_cache: bool = True) -> list[dict[str, Any]]:
+def structure_issues(bundle: dict[str, Any], *, shape_cache: bool = True,
+                     refs: list[str] | None = None) -> list[dict[str, Any]]:
     """FHIR R4 structure per the ``fhir.resources`` models, each shape validated once
     (see ``shape_cache``). The Bundle's envelope is checked with its resources counted
     only by type; each resource is checked on its own, at its place in the Bundle."""
     entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    refs = [] if refs is None else refs
     if not shape_cache or not isinstance(entries, list) or not all(
             isinstance(e, dict) and isinstance(e.get("resource"), dict) for e in entries):
+        refs.append(None)
         return _model_issues(Bundle, bundle, "Bundle")
-    found = _checked(Bundle, bundle, "Bundle", shallow=True)
+    found = _checked(Bundle, bundle, "Bundle", refs, shallow=True)
     if found:
         return found
     out: list[dict[str, Any]] = []
@@ -100,15 +106,18 @@ def structure_issues(bundle: dict[str, Any], *, shape_cache: bool = True) -> lis
                              f"Bundle.entry[{i}].resource.resourceType", code="structure",
                              error_code="6001"))
             continue
-        out += _checked(model, resource, f"Bundle.entry[{i}].resource")
+        out += _checked(model, resource, f"Bundle.entry[{i}].resource", refs)
     return out
 
 
 def validate_bundle(bundle: dict[str, Any], *, shape_cache: bool = True) -> list[dict[str, Any]]:
     """All problems found in a transaction Bundle; empty when it is valid.
     ``shape_cache=False`` parses every Bundle with the models in full (slower, same verdicts)."""
-    issues = structure_issues(bundle, shape_cache=shape_cache)
-    issues += reference_issues(bundle)
+    refs: list[str | None] = []
+    issues = structure_issues(bundle, shape_cache=shape_cache, refs=refs)
+    full_urls = {e.get("fullUrl") for e in bundle.get("entry") or () if isinstance(e, dict)}
+    if None in refs or any(r.startswith("urn:uuid:") and r not in full_urls for r in refs):
+        issues += reference_issues(bundle)  # walk again, for the paths of the faults
     patients = [i for i, e in enumerate(bundle.get("entry") or [])
                 if (e.get("resource") or {}).get("resourceType") == "Patient"]
     if len(patients) != 1:
