@@ -28,10 +28,10 @@ from conformance.shape_cache import _fields  # noqa: E402
 from conformance.validator import validate_bundle  # noqa: E402
 from gateway.children import wait_healthy  # noqa: E402
 from gateway.envelope import Envelope  # noqa: E402
+from gateway.jsonio import dumps  # noqa: E402
 from gateway.pipeline import Context, run  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.stages import identify, parse, render, translate  # noqa: E402
-from gateway.store import dumps  # noqa: E402
 from gateway.synth import generate  # noqa: E402
 
 ORG = "H11010100001"
@@ -64,7 +64,7 @@ def naive(bundle: dict) -> bytes:
 
 
 def bench_render_validate(n: int) -> None:
-    visits = [v.model_dump_json().encode() for v in generate(n, org=ORG, seed=101)]
+    visits = [v.to_json() for v in generate(n, org=ORG, seed=101)]
     ctx = Context(settings=Settings())
     stages = (parse.run, identify.run, translate.run, render.run)
 
@@ -156,7 +156,7 @@ def bench_ingest(n: int, processes: int, rate: float, seconds: float) -> None:
     from gateway.apikeys import KeyStore
     from tests.support import RedisServer, free_port
 
-    bodies = [v.model_dump_json().encode() for v in generate(n, org=ORG, seed=202)]
+    bodies = [v.to_json() for v in generate(n, org=ORG, seed=202)]
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
         server = RedisServer(Path(tmp) / "redis").start()
         r = redis.Redis.from_url(server.url)

@@ -13,9 +13,12 @@ from gateway.settings import Settings, get_settings
 app = typer.Typer(help="一卡通 interoperability gateway.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 keys_app = typer.Typer(help="Hospital API keys.", no_args_is_help=True)
+orgs_app = typer.Typer(help="Organisations: names, HL7 facility aliases, default charsets.",
+                       no_args_is_help=True)
 peers_app = typer.Typer(help="Reference peers for development and conformance runs.",
                         no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(orgs_app, name="orgs")
 app.add_typer(peers_app, name="peers")
 
 
@@ -42,12 +45,14 @@ def serve(
     peer_port: int = typer.Option(8090, help="port of the reference regional platform"),
     demo_org: Optional[str] = typer.Option(None, help="register a demo hospital with this code"),
     processes: Optional[int] = typer.Option(None, help="API worker processes (default 1)"),
+    mllp_port: Optional[int] = typer.Option(
+        None, help="also listen for HL7 v2 over MLLP on this port (2575 is usual)"),
 ) -> None:
     """Run the gateway API with its delivery workers (embedded Redis unless GATEWAY_REDIS_URL)."""
     from gateway.serve import serve as run_serve
 
-    run_serve(_settings(host=host, port=port, processes=processes), with_peers=with_peers,
-              peer_port=peer_port, demo_org=demo_org)
+    run_serve(_settings(host=host, port=port, processes=processes, mllp_port=mllp_port),
+              with_peers=with_peers, peer_port=peer_port, demo_org=demo_org)
 
 
 @app.command()
@@ -100,6 +105,55 @@ def keys_revoke(key_id: str = typer.Argument(..., help="the id shown by `keys li
             typer.echo(f"no key with id {key_id}", err=True)
             raise typer.Exit(1)
     typer.echo(f"revoked {key_id}")
+
+
+def _orgs(fn):
+    import redis
+
+    from gateway.orgs import OrgRegistry
+    from gateway.redis_embedded import redis_url
+
+    with redis_url(_settings()) as url:
+        client = redis.Redis.from_url(url)
+        try:
+            return fn(OrgRegistry(client))
+        finally:
+            client.close()
+
+
+@orgs_app.command("add")
+def orgs_add(org: str = typer.Argument(..., help="organisation code"),
+             name: str = typer.Option("", help="organisation name")) -> None:
+    """Register an organisation (keys create does this too)."""
+    _orgs(lambda reg: reg.register(org, name))
+    typer.echo(f"registered {org}")
+
+
+@orgs_app.command("alias")
+def orgs_alias(org: str = typer.Argument(...), alias: str = typer.Argument(
+        ..., help="a facility name the hospital sends in MSH-4")) -> None:
+    """Let an organisation send HL7 v2 under another facility name (MSH-4)."""
+    try:
+        _orgs(lambda reg: reg.add_alias(org, alias))
+    except KeyError as exc:
+        typer.echo(str(exc.args[0]), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{alias} → {org}")
+
+
+@orgs_app.command("charset")
+def orgs_charset(org: str = typer.Argument(...), charset: str = typer.Argument(
+        ..., help="e.g. GB18030, GBK, UTF-8: used when MSH-18 is empty")) -> None:
+    """Set an organisation's default character set for HL7 v2."""
+    from gateway.hl7.charset import codec_for
+
+    try:
+        codec = codec_for(charset)
+    except KeyError:
+        typer.echo(f"unknown character set {charset!r}", err=True)
+        raise typer.Exit(1) from None
+    _orgs(lambda reg: reg.set_charset(org, codec))
+    typer.echo(f"{org}: {codec}")
 
 
 @peers_app.command("regional")

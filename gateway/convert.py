@@ -1,29 +1,49 @@
-"""`gateway convert`: a canonical visit → its FHIR Bundle, without queueing (for adapter authors)."""
+"""`gateway convert`: a canonical visit (JSON) or an HL7 v2 message → its FHIR Bundle,
+without Redis or queueing (for adapter authors and golden files)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import orjson
-
 from gateway.envelope import Envelope
 from gateway.errors import GatewayError
-from gateway.pipeline import CONVERT_PIPELINE, Context, run
+from gateway.jsonio import dumps
+from gateway.orgs import Org, StaticOrgs
+from gateway.pipeline import Context, run
 from gateway.settings import get_settings
-from gateway.store import dumps
+from gateway.stages import (
+    identify,
+    ingest_v2,
+    parse,
+    parse_v2,
+    render,
+    translate,
+    validate,
+)
+
+CANONICAL = (parse.run, identify.run, translate.run, render.run, validate.run)
+HL7V2 = (ingest_v2.run, parse_v2.run, identify.run, translate.run, render.run, validate.run)
+
+
+def is_hl7v2(raw: bytes) -> bool:
+    return raw.lstrip(b"\xef\xbb\xbf \t\r\n\x0b").startswith(b"MSH")
 
 
 def convert_envelope(raw: bytes, *, tracking_id: str = "convert",
-                     received_at: datetime | None = None) -> Envelope:
+                     received_at: datetime | None = None, org: Org | None = None) -> Envelope:
+    """Run the pipeline short of queueing. HL7 v2 is sent by ``org`` (default: MSH-4 itself)."""
     env = Envelope(tracking_id=tracking_id, raw=raw,
                    received_at=received_at or datetime.now(timezone.utc))
-    return run(CONVERT_PIPELINE, env, Context(settings=get_settings()))
+    if not is_hl7v2(raw):
+        return run(CANONICAL, env, Context(settings=get_settings()))
+    sender = org or Org(ingest_v2.facility(raw), ingest_v2.facility(raw))
+    return run(HL7V2, env, Context(settings=get_settings(), orgs=StaticOrgs(sender)))
 
 
-def convert_bytes(raw: bytes) -> tuple[int, str]:
-    """(exit code, pretty JSON): the Bundle, or the OperationOutcome that rejects the visit."""
+def convert_bytes(raw: bytes, org: Org | None = None) -> tuple[int, str]:
+    """(exit code, pretty JSON): the Bundle, or the OperationOutcome that rejects the input."""
     try:
-        bundle = convert_envelope(raw).bundle
+        bundle = convert_envelope(raw, org=org).bundle
     except GatewayError as err:
-        return 1, orjson.dumps(err.outcome, option=orjson.OPT_INDENT_2).decode()
+        return 1, dumps(err.outcome, pretty=True).decode()
     return 0, dumps(bundle, pretty=True).decode()

@@ -87,7 +87,7 @@ def run_demo(*, visits: int, orgs: int, seed: int, concurrency: int, invalid: in
             wait_healthy(f"http://127.0.0.1:{gw_port}/readyz", gw, "gateway")
             r = redis.Redis.from_url(url)
             keys = {code: KeyStore(r).create(code, name) for code, name in hospitals(orgs, seed)}
-            items = [(keys[v.org.code], v.model_dump_json().encode())
+            items = [(keys[v.org.code], v.to_json())
                      for v in generate(visits, seed=seed, orgs=orgs)]
             for i in range(invalid):  # a broken citizen ID check digit
                 key, body = items[i % len(items)]

@@ -44,6 +44,10 @@ class Envelope:
     content_type: str = "application/json"
     credentials: str | None = None
     sender: Sender | None = None
+    message: Any = None  # the parsed native message (e.g. gateway.hl7.message.Message)
+    event: str = "visit"  # visit | update (ADT^A08: the patient's details change) | merge
+    unread: tuple[str, ...] = ()  # input fields no mapping rule read
+    merge: dict[str, Any] | None = None  # ADT^A40: identifiers that belong to one person
     visit: OutpatientVisit | None = None
     identity: Identity | None = None
     translated: Translated | None = None

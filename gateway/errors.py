@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 Outcome = dict[str, Any]
+GATEWAY_ERROR = "https://yikatong.org/fhir/CodeSystem/gateway-error"
+V2_0357 = "http://terminology.hl7.org/CodeSystem/v2-0357"
 
 _STATUS_BY_CODE = {
     "security": 401,
@@ -40,13 +42,17 @@ def issue(
     code: str = "invalid",
     severity: str = "error",
     error_code: str | None = None,
+    v2_code: str | None = None,
 ) -> dict[str, Any]:
-    """One OperationOutcome.issue."""
+    """One OperationOutcome.issue. ``v2_code``: the HL7 table 0357 code for ACK ERR segments."""
     item: dict[str, Any] = {"severity": severity, "code": code, "details": {"text": details}}
+    codings = []
     if error_code:
-        item["details"]["coding"] = [
-            {"system": "https://yikatong.org/fhir/CodeSystem/gateway-error", "code": error_code}
-        ]
+        codings.append({"system": GATEWAY_ERROR, "code": error_code})
+    if v2_code:
+        codings.append({"system": V2_0357, "code": v2_code})
+    if codings:
+        item["details"]["coding"] = codings
     if expression:
         item["expression"] = [expression] if isinstance(expression, str) else list(expression)
     return item
@@ -67,8 +73,10 @@ class GatewayError(Exception):
 
     @classmethod
     def of(cls, details: str, expression: str | None = None, *, code: str = "invalid",
-           error_code: str | None = None, status: int | None = None) -> GatewayError:
-        return cls(outcome([issue(details, expression, code=code, error_code=error_code)]), status)
+           error_code: str | None = None, status: int | None = None,
+           v2_code: str | None = None) -> GatewayError:
+        return cls(outcome([issue(details, expression, code=code, error_code=error_code,
+                                  v2_code=v2_code)]), status)
 
 
 def http_status(o: Outcome) -> int:
@@ -77,6 +85,15 @@ def http_status(o: Outcome) -> int:
         if item.get("severity") in ("error", "fatal"):
             return _STATUS_BY_CODE.get(item.get("code", ""), 400)
     return 200
+
+
+def error_code(o: Outcome, system: str = GATEWAY_ERROR, default: str = "other") -> str:
+    """The first issue's code in ``system`` (the gateway's own codes, or v2 table 0357)."""
+    for item in o.get("issue", ()):
+        for coding in item.get("details", {}).get("coding", ()):
+            if coding.get("system") == system:
+                return coding["code"]
+    return default
 
 
 def has_errors(o: Outcome | None) -> bool:

@@ -17,6 +17,8 @@ from prometheus_client.core import GaugeMetricFamily
 ACCEPTED = Counter("gateway_visits_accepted_total", "Visits durably accepted", ["org"])
 REJECTED = Counter("gateway_visits_rejected_total", "Visits rejected", ["reason"])
 DELIVERED = Counter("gateway_deliveries_total", "Delivery outcomes", ["destination", "outcome"])
+V2_DUPLICATES = Counter("gateway_v2_duplicates_total",
+                        "HL7 v2 messages acknowledged again without processing (same MSH-10)")
 RETRIES = Counter("gateway_delivery_retries_total", "Delivery attempts that will be retried",
                   ["destination"])
 INGEST_LATENCY = Histogram(

@@ -15,7 +15,17 @@ from typing import Any
 
 from gateway.envelope import Envelope
 from gateway.settings import Settings
-from gateway.stages import identify, ingest, parse, render, route, translate, validate
+from gateway.stages import (
+    identify,
+    ingest,
+    ingest_v2,
+    parse,
+    parse_v2,
+    render,
+    route,
+    translate,
+    validate,
+)
 
 Stage = Callable[[Envelope, "Context"], Envelope]
 
@@ -27,16 +37,16 @@ class Context:
     settings: Settings
     redis: Any = None
     keys: Any = None
+    orgs: Any = None
 
 
 HTTP_PIPELINE: tuple[Stage, ...] = (
     ingest.run, parse.run, identify.run, translate.run, render.run, validate.run, route.run,
 )
-# `gateway convert` and the benchmark: everything but authentication and the durable write.
-CONVERT_PIPELINE: tuple[Stage, ...] = (
-    parse.run, identify.run, translate.run, render.run, validate.run,
+# HL7 v2 over MLLP (and v2 files): the sender is MSH-4, the rules in adapters/hl7v2/ map.
+MLLP_PIPELINE: tuple[Stage, ...] = (
+    ingest_v2.run, parse_v2.run, identify.run, translate.run, render.run, validate.run, route.run,
 )
-
 
 def run(stages: Sequence[Stage], envelope: Envelope, context: Context) -> Envelope:
     for stage in stages:

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 2 * 1024 * 1024
+    mllp_port: int | None = Field(None, description="HL7 v2 MLLP listener port (`serve --mllp-port`)")
+    mllp_max_message_bytes: int = 1024 * 1024
+    mllp_idle_timeout: float = 300.0
     processes: int = Field(1, ge=1, le=64, description="API worker processes (`serve --processes`)")
 
     validation_shape_cache: bool = Field(

@@ -15,11 +15,12 @@ import secrets
 import time
 import zlib
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import orjson
 import redis
+
+from gateway.jsonio import dumps
 
 GROUP = "delivery"
 
@@ -52,18 +53,6 @@ def shard_of(person_id: str, shards: int) -> int:
     return zlib.crc32(person_id.encode()) % shards
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return orjson.Fragment(str(value))
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def dumps(value: Any, *, pretty: bool = False) -> bytes:
-    """JSON bytes; Decimals keep their exact digits. ``pretty``: 2-space indent, sorted keys."""
-    option = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS if pretty else 0
-    return orjson.dumps(value, default=_json_default, option=option)
-
-
 def ensure_groups(r: redis.Redis, dests: list[str] | tuple[str, ...], shards: int) -> None:
     for dest in dests:
         for shard in range(shards):
@@ -83,6 +72,10 @@ class Outbox:
     record: dict[str, Any]
     ttl: int
     entries: tuple[tuple[str, dict[str, Any]], ...] = ()
+    marks: tuple[tuple[str, str, int], ...] = ()  # (key, value, ttl): e.g. an HL7 control id seen
+
+    def with_marks(self, *marks: tuple[str, str, int]) -> Outbox:
+        return Outbox(self.record_key, self.record, self.ttl, self.entries, self.marks + marks)
 
 
 def visit_outbox(*, tid: str, org: str, visit_no: str, person_id: str, received_at: str,
@@ -102,6 +95,17 @@ def visit_outbox(*, tid: str, org: str, visit_no: str, person_id: str, received_
     return Outbox(visit_key(tid), record, ttl, tuple(entries))
 
 
+MERGES = "gw:empi:merges"
+
+
+def merge_outbox(*, tid: str, org: str, received_at: str, merge: dict[str, Any],
+                 ttl: int) -> Outbox:
+    """ADT^A40: identifiers that belong to one person, recorded for the master patient index."""
+    return Outbox(visit_key(tid), {"status": "accepted", "org": org, "visit_no": "",
+                                   "received_at": received_at}, ttl,
+                  ((MERGES, {"tid": tid, "org": org, "merge": dumps(merge)}),))
+
+
 def rejection_outbox(*, tid: str, org: str, received_at: str, outcome: dict[str, Any],
                      ttl: int) -> Outbox:
     return Outbox(visit_key(tid), {"status": "rejected", "org": org, "visit_no": "",
@@ -111,6 +115,8 @@ def rejection_outbox(*, tid: str, org: str, received_at: str, outcome: dict[str,
 def _queue(pipe: Any, box: Outbox) -> None:
     for stream, fields in box.entries:
         pipe.xadd(stream, fields)
+    for key, value, ttl in box.marks:
+        pipe.set(key, value, ex=ttl)
     pipe.hset(box.record_key, mapping=box.record)
     pipe.expire(box.record_key, box.ttl)
 

@@ -453,8 +453,8 @@ class _Builder:
         if analyte.qualitative:
             positive = bias == "+" and rng.random() < 0.75 or rng.random() < 0.04
             value = rng.choice(["+", "+", "++", "+++"]) if positive else "阴性"
-            return LabResult(order_no=order_no, code=analyte.code, name=analyte.name, value=value,
-                             reference_range=ReferenceRange(text="阴性"),
+            return LabResult(order_no=order_no, code=analyte.code, name=analyte.name,
+                             value_text=value, reference_range=ReferenceRange(text="阴性"),
                              abnormal_flag=AbnormalFlag.ABNORMAL if positive else AbnormalFlag.NORMAL,
                              issued=issued)
         low = float(low_s) if low_s is not None else None
@@ -655,7 +655,7 @@ def write_jsonl(visits: Iterable[OutpatientVisit], fp: IO[str]) -> int:
     """Write one visit per line as JSON; returns how many were written."""
     count = 0
     for visit in visits:
-        fp.write(visit.model_dump_json())
+        fp.write(visit.to_json().decode())
         fp.write("\n")
         count += 1
     return count

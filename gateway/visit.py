@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from gateway.identifiers import CardType, citizen_id_problem
+from gateway.jsonio import dumps
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
@@ -147,11 +148,21 @@ class LabResult(_Model):
     order_no: Code | None = Field(None, description="the lab order this result answers")
     code: Code
     name: Text
-    value: Decimal | Text
+    # A numeric result and a text one are different fields (as FHIR's valueQuantity and
+    # valueString are): "145" sent as text stays text, and 5.60 keeps its digits.
+    value: Decimal | None = Field(None, description="a numeric result (valueQuantity)")
+    value_text: Text | None = Field(None, description="a text result, e.g. 阴性 (valueString)")
     unit: Annotated[str, Field(max_length=32)] | None = None
     reference_range: ReferenceRange | None = None
     abnormal_flag: AbnormalFlag | None = None
     issued: datetime | None = None
+
+    @model_validator(mode="after")
+    def _one_value(self) -> LabResult:
+        if (self.value is None) == (self.value_text is None):
+            raise ValueError("a result has either a numeric value or a value_text, not both "
+                             "or neither")
+        return self
 
 
 class FeeItem(_Model):
@@ -199,6 +210,10 @@ class OutpatientVisit(_Model):
     results: list[LabResult] = Field(default_factory=list, max_length=2000)
     fees: list[FeeItem] = Field(default_factory=list, max_length=2000)
     payment: Payment | None = None
+
+    def to_json(self, *, pretty: bool = False) -> bytes:
+        """The visit as canonical JSON (decimals as strings, so every digit is kept)."""
+        return dumps(self.model_dump(mode="json", exclude_none=True), pretty=pretty)
 
     @model_validator(mode="after")
     def _check_consistency(self) -> OutpatientVisit:

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from gateway.convert import convert_envelope
-from gateway.store import dumps
+from gateway.jsonio import dumps
 
 CASES = sorted(p for p in (Path(__file__).parent / "golden" / "canonical").iterdir() if p.is_dir())
 FIXED_CLOCK = datetime(2026, 3, 1, 2, 0, 0, tzinfo=timezone.utc)

@@ -24,7 +24,7 @@ def _leaves_empty(node) -> bool:
 @pytest.mark.parametrize("seed", range(4))
 def test_every_synthetic_visit_renders_a_valid_bundle(seed):
     for visit in generate(60, seed=seed, orgs=3):
-        raw = visit.model_dump_json().encode()
+        raw = visit.to_json()
         bundle = convert_envelope(raw, tracking_id="rules", received_at=CLOCK).bundle
         assert validate_bundle(bundle) == []
         entries = bundle["entry"]
@@ -44,7 +44,7 @@ def test_every_synthetic_visit_renders_a_valid_bundle(seed):
 def test_same_patient_at_two_hospitals_is_one_person():
     seen: dict[str, set[str]] = {}
     for visit in generate(200, seed=7, orgs=3):
-        env = convert_envelope(visit.model_dump_json().encode(), received_at=CLOCK)
+        env = convert_envelope(visit.to_json(), received_at=CLOCK)
         citizen = next(c.value for c in visit.patient.cards if c.type.value == "citizen_id")
         seen.setdefault(citizen, set()).add(env.identity.person_id)
     assert all(len(ids) == 1 for ids in seen.values())

@@ -25,7 +25,9 @@ from gateway.apikeys import KeyStore
 from gateway.delivery.worker import Workers
 from gateway.envelope import Envelope
 from gateway.errors import GatewayError
+from gateway.jsonio import dumps
 from gateway.logging import get_logger
+from gateway.orgs import OrgRegistry
 from gateway.pipeline import HTTP_PIPELINE, Context, run
 from gateway.settings import Settings
 from gateway.visit import OutpatientVisit
@@ -37,14 +39,14 @@ class FHIRJSON(Response):
     media_type = "application/fhir+json"
 
     def render(self, content: Any) -> bytes:
-        return store.dumps(content)
+        return dumps(content)
 
 
 class JSON(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return store.dumps(content)
+        return dumps(content)
 
 
 def _outcome_response(err: GatewayError) -> Response:
@@ -76,7 +78,7 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
     r = redis.Redis.from_url(redis_url, max_connections=64)
     ar = aioredis.Redis.from_url(redis_url, max_connections=64)
     keys = KeyStore(r)
-    ctx = Context(settings=settings, redis=r, keys=keys)
+    ctx = Context(settings=settings, redis=r, keys=keys, orgs=OrgRegistry(r))
     run_workers = settings.workers if workers is None else workers
     state: dict[str, Any] = {}
 
@@ -92,9 +94,16 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
         if run_workers and settings.destinations():
             state["workers"] = Workers(settings, redis_url, worker_id=worker_id)
             state["workers"].start()
+        if settings.mllp_port is not None:
+            from gateway.hl7.listener import V2Listener
+
+            state["mllp"] = V2Listener(ctx, ar, host=settings.host, port=settings.mllp_port)
+            await state["mllp"].start()
         try:
             yield
         finally:
+            if "mllp" in state:
+                await state["mllp"].close()
             if "workers" in state:
                 await state["workers"].close()
             with contextlib.suppress(KeyError):
@@ -145,8 +154,7 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
         try:
             env = run(HTTP_PIPELINE, env, ctx)
         except GatewayError as err:
-            reason = (err.outcome["issue"][0].get("details", {}).get("coding") or [{}])[0].get(
-                "code", "other")
+            reason = errors.error_code(err.outcome)
             metrics.REJECTED.labels(reason).inc()
             sender = env.sender or (keys.lookup(env.credentials) if env.credentials else None)
             if sender is not None and err.status not in (401, 413):

@@ -130,6 +130,9 @@ class _Visit:
         _ctype, system, value = ident.identifiers[0]
         entry = _entry(res, system, value)
         entry["fullUrl"] = f"urn:uuid:{ident.person_id}"
+        if self.env.event == "update":  # ADT^A08: the details change — a conditional update
+            entry["request"] = {"method": "PUT",
+                                "url": f"Patient?{entry['request']['ifNoneExist']}"}
         return entry
 
     # -- the visit ---------------------------------------------------------------------
@@ -291,10 +294,10 @@ class _Visit:
         }
         if r.order_no and r.order_no in orders:
             res["basedOn"] = [_ref(orders[r.order_no])]
-        if isinstance(r.value, Decimal):
+        if r.value is not None:
             res["valueQuantity"] = _qty(r.value, r.unit)
         else:
-            res["valueString"] = r.value
+            res["valueString"] = r.value_text
         if r.abnormal_flag:
             res["interpretation"] = [{"coding": [{"system": V3_INTERP, "code": r.abnormal_flag.value}]}]
         if r.reference_range:

@@ -7,4 +7,6 @@ from gateway.render.fhir import render_bundle
 
 
 def run(env: Envelope, ctx) -> Envelope:
+    if env.visit is None:  # an identity-only message (ADT^A40): nothing to translate or render
+        return env
     return env.with_(bundle=render_bundle(env))

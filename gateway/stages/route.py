@@ -6,14 +6,30 @@ from __future__ import annotations
 
 from gateway import store
 from gateway.envelope import Envelope
+from gateway.jsonio import dumps
 
 
 def run(env: Envelope, ctx) -> Envelope:
+    if env.merge is not None:
+        box = store.merge_outbox(tid=env.tracking_id, org=env.sender.org,
+                                 received_at=env.received_at.isoformat(), merge=env.merge,
+                                 ttl=ctx.settings.record_ttl)
+        return env.with_(outbox=_marked(box, env))
     dests = tuple(ctx.settings.destinations())
     box = store.visit_outbox(
         tid=env.tracking_id, org=env.visit.org.code, visit_no=env.visit.visit_no,
         person_id=env.identity.person_id, received_at=env.received_at.isoformat(),
-        payload=store.dumps(env.bundle), dests=dests, shards=ctx.settings.delivery_shards,
+        payload=dumps(env.bundle), dests=dests, shards=ctx.settings.delivery_shards,
         ttl=ctx.settings.record_ttl,
     )
-    return env.with_(destinations=dests, outbox=box)
+    return env.with_(destinations=dests, outbox=_marked(box, env))
+
+
+def _marked(box: store.Outbox, env: Envelope) -> store.Outbox:
+    """An HL7 message's control id is marked seen in the same transaction that accepts it."""
+    control_id = getattr(env.message, "control_id", "")
+    if not control_id:
+        return box
+    from gateway.stages.ingest_v2 import SEEN_TTL, seen_key
+
+    return box.with_marks((seen_key(env.sender.org, control_id), env.tracking_id, SEEN_TTL))

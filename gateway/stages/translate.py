@@ -13,6 +13,8 @@ from terminology.translate import FHIR_GENDER, GBT_2261_1, translate
 
 
 def run(env: Envelope, ctx) -> Envelope:
+    if env.visit is None:  # an identity-only message (ADT^A40): nothing to translate or render
+        return env
     sex = env.visit.patient.sex
     to_gb = translate(sex.system, sex.code, GBT_2261_1)
     if to_gb is None:

@@ -8,6 +8,8 @@ from gateway.errors import GatewayError, outcome
 
 
 def run(env: Envelope, ctx) -> Envelope:
+    if env.visit is None:  # an identity-only message (ADT^A40): nothing to translate or render
+        return env
     issues = validate_bundle(env.bundle, shape_cache=ctx.settings.validation_shape_cache)
     errors = [i for i in issues if i["severity"] in ("error", "fatal")]
     if errors:

@@ -1,0 +1,282 @@
+"""The v2 mapping engine: a parsed message + the rules files → a canonical-visit dict.
+
+It also keeps, for every canonical path it sets, the HL7 path it came from (so a
+validation error on ``fees[2].amount`` is reported at ``FT1[3]-11``), and the list of
+non-empty input fields no rule read (``unread``), as FHIR-Converter reports unused
+segments.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from adapters.hl7v2 import functions
+from adapters.hl7v2.rules import (
+    FieldRule,
+    MessageRule,
+    datatypes,
+    message_rules,
+    segment_rules,
+)
+
+# Fields that are structure, not content: what the protocol layer reads in MSH (separators,
+# type, control id, version, charset) and the set ids that only number repeated segments.
+PROTOCOL_FIELDS = {"MSH": {1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 18}, "PID": {1}, "PV1": {1},
+                   "DG1": {1}, "OBR": {1}, "OBX": {1}, "FT1": {1}}
+DEFAULT_OFFSET = timezone(timedelta(hours=8))
+
+
+class UnsupportedMessage(LookupError):
+    pass
+
+
+@dataclass
+class Mapped:
+    rule: MessageRule
+    data: dict[str, Any]
+    provenance: dict[str, str] = field(default_factory=dict)  # canonical path → HL7 path
+    issues: list[tuple[str, str, str]] = field(default_factory=list)  # (hl7 path, code, text)
+    unread: list[str] = field(default_factory=list)
+    z_segments: list[Any] = field(default_factory=list)
+
+    def hl7_path(self, canonical_path: str) -> str | None:
+        """The HL7 path a canonical path came from (the longest mapped prefix)."""
+        path = canonical_path
+        while path:
+            if path in self.provenance:
+                return self.provenance[path]
+            cut = max(path.rfind("."), path.rfind("["))
+            path = path[:cut] if cut > 0 else ""
+        return None
+
+
+# -- conversions -------------------------------------------------------------------------
+
+_TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{4})?$")
+
+
+def _ts(text: str) -> str:
+    m = _TS.match(text)
+    if not m or m.group(4) is None:
+        raise functions.MappingProblem(f"{text!r} is not a timestamp YYYYMMDDHHMM[SS][+ZZZZ]")
+    y, mo, d, h, mi, s, off = m.groups()
+    tz = DEFAULT_OFFSET
+    if off:
+        sign = 1 if off[0] == "+" else -1
+        tz = timezone(sign * timedelta(hours=int(off[1:3]), minutes=int(off[3:5])))
+    try:
+        value = datetime(int(y), int(mo), int(d), int(h), int(mi or 0), int(s or 0), tzinfo=tz)
+    except ValueError as exc:
+        raise functions.MappingProblem(f"{text!r} is not a valid time: {exc}") from None
+    return value.isoformat()
+
+
+def _dt(text: str) -> str:
+    if len(text) < 8 or not text[:8].isdigit():
+        raise functions.MappingProblem(f"{text!r} is not a date YYYYMMDD")
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:8])).isoformat()
+    except ValueError as exc:
+        raise functions.MappingProblem(f"{text!r} is not a valid date: {exc}") from None
+
+
+def _nm(text: str) -> str:
+    try:
+        Decimal(text)
+    except InvalidOperation:
+        raise functions.MappingProblem(f"{text!r} is not a number") from None
+    return text
+
+
+_CONVERT = {"st": lambda t: t, "id": str.strip, "nm": _nm, "dt": _dt, "ts": _ts}
+
+
+# -- setting values by path ------------------------------------------------------------
+
+def _set(root: dict[str, Any], path: str, value: Any) -> str:
+    """Set ``value`` at ``a.b[].c``-style ``path``; ``[]`` appends. Returns the concrete path."""
+    node: Any = root
+    concrete: list[str] = []
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if part.endswith("[]"):
+            name = part[:-2]
+            items = node.setdefault(name, [])
+            if last:
+                items.append(value)
+                concrete.append(f"{name}[{len(items) - 1}]")
+                return ".".join(concrete)
+            items.append({})
+            node = items[-1]
+            concrete.append(f"{name}[{len(items) - 1}]")
+        elif last:
+            node[part] = value
+            concrete.append(part)
+        else:
+            node = node.setdefault(part, {})
+            concrete.append(part)
+    return ".".join(concrete)
+
+
+class _Run:
+    def __init__(self, msg: Any, rule: MessageRule, sender_org: str):
+        self.msg = msg
+        self.rule = rule
+        self.sender_org = sender_org
+        self.out = Mapped(rule=rule, data={})
+        self.read: set[tuple[str, int, int]] = set()  # (segment, occurrence, field)
+        self.current: dict[str, int] = {}  # list name → index of its current item
+        self.types = datatypes()
+        self.fields = segment_rules()
+
+    def issue(self, where: str, code: str, text: str) -> None:
+        self.out.issues.append((where, code, text))
+
+    def run(self) -> Mapped:
+        counts: dict[str, int] = {}
+        previous: str | None = None
+        seen: set[str] = set()
+        for seg in self.msg.segments:
+            n = counts[seg.name] = counts.get(seg.name, 0) + 1
+            seen.add(seg.name)
+            srule = self.rule.segment(seg.name)
+            if seg.name.startswith("Z"):
+                self.out.z_segments.append(seg)
+            if srule is not None:
+                self.segment(seg, n, srule, previous)
+            previous = seg.name
+            self.note_unread(seg, n)
+        for srule in self.rule.segments:
+            if srule.required and srule.name not in seen:
+                self.issue(srule.name, "100", f"required segment {srule.name} is missing")
+        if self.rule.finish:
+            functions.FINISH[self.rule.finish](self.out.data, self.out.provenance)
+        return self.out
+
+    def segment(self, seg: Any, n: int, srule: Any, previous: str | None) -> None:
+        seg_path = f"{seg.name}[{n}]" if n > 1 else seg.name
+        prefix = ""
+        item: dict[str, Any] = self.out.data
+        if srule.into:
+            name = srule.into.removesuffix("[]")
+            items = self.out.data.setdefault(name, [])
+            joins = srule.joins is not None and items and (
+                srule.joins == "any" or srule.joins == previous)
+            if not joins:
+                items.append({})
+                self.out.provenance[f"{name}[{len(items) - 1}]"] = seg_path
+            self.current[name] = len(items) - 1
+            prefix = f"{name}[{len(items) - 1}]."
+            item = items[-1]
+            for key, source in srule.inherit.items():
+                if source in self.current:
+                    inherited = self.out.data[source][self.current[source]].get(key)
+                    if inherited is not None:
+                        item[key] = inherited
+        for frule in self.fields.get(seg.name, ()):
+            self.field(seg, n, seg_path, frule, prefix, item)
+
+    def required(self, frule: FieldRule) -> bool:
+        if self.rule.required_fields is not None:
+            return frule.source in self.rule.required_fields
+        return frule.required
+
+    def field(self, seg: Any, n: int, seg_path: str, frule: FieldRule, prefix: str,
+              item: dict[str, Any]) -> None:
+        self.read.add((seg.name, n, frule.number))
+        reps = seg.reps(frule.number) if frule.repeat else min(seg.reps(frule.number), 1)
+        comps = self.types[frule.type]
+        produced = False
+        for rep in range(reps):
+            where = f"{seg_path}-{frule.number}" + (f"[{rep + 1}]" if rep else "")
+            values: dict[str, Any] = {}
+            try:
+                for cname, comp in comps.items():
+                    text = seg.get(frule.number, comp.comp, comp.sub, rep)
+                    if text:
+                        values[cname] = _CONVERT[comp.conv](text)
+            except functions.MappingProblem as exc:
+                self.issue(where, "102", f"{where}: {exc}")
+                continue
+            def read(number: int, comp: int = 1, _seg=seg, _n=n) -> str:
+                self.read.add((_seg.name, _n, number))
+                return _seg.get(number, comp)
+
+            ctx = {"read": read, "item": item, "sender_org": self.sender_org}
+            if frule.when and not functions.WHEN[frule.when](values, ctx):
+                continue
+            produced |= self.assign(frule, values, ctx, item, prefix, where) if values else False
+        if not produced:
+            if frule.default is not None and isinstance(frule.to, str):
+                _set(item, frule.to, frule.default)
+            elif self.required(frule):
+                self.issue(f"{seg_path}-{frule.number}", "101",
+                           f"{seg_path}-{frule.number} is required and empty")
+
+    def assign(self, frule: FieldRule, values: dict[str, Any], ctx: dict[str, Any],
+               item: dict[str, Any], prefix: str, where: str) -> bool:
+        """Set the field's value(s) into ``item``; provenance keeps ``prefix`` + the path."""
+        comps = self.types[frule.type]
+        if isinstance(frule.to, dict):
+            done = False
+            for cname, target in frule.to.items():
+                if cname in values:
+                    value = values[cname]
+                    table = (frule.map or {}).get(cname)
+                    if isinstance(table, dict):
+                        value = table.get(value, value)
+                    concrete = prefix + _set(item, target, value)
+                    comp = comps[cname]
+                    self.out.provenance[concrete] = where + (
+                        f".{comp.comp}" + (f".{comp.sub}" if comp.sub > 1 else "") if comp.comp > 1
+                        or comp.sub > 1 else "")
+                    done = True
+            return done
+        if frule.constant is not None:
+            value: Any = frule.constant
+        elif frule.use:
+            try:
+                value = functions.USE[frule.use](values, ctx)
+            except functions.MappingProblem as exc:
+                self.issue(where, "102", f"{where}: {exc}")
+                return True
+        else:
+            value = next(iter(values.values()))
+        if value is None:
+            return False
+        if frule.map is not None and not isinstance(value, (dict, list)):
+            # a map with a default is open (other values take the default); without, closed
+            if str(value) in frule.map:
+                value = frule.map[str(value)]
+            elif frule.default is not None:
+                value = frule.default
+            else:
+                self.issue(where, "103", f"{where}: {value!r} is not one of "
+                           f"{', '.join(sorted(map(str, frule.map)))}")
+                return True
+        concrete = prefix + _set(item, frule.to, value)
+        self.out.provenance[concrete] = where
+        return True
+
+    def note_unread(self, seg: Any, n: int) -> None:
+        protocol = PROTOCOL_FIELDS.get(seg.name, set())
+        for number in range(1, len(seg) + 1):
+            if number in protocol or (seg.name, n, number) in self.read:
+                continue
+            if seg.raw(number):
+                self.out.unread.append(f"{seg.name}[{n}]-{number}" if n > 1 else f"{seg.name}-{number}")
+
+
+def map_message(msg: Any, *, sender_org: str) -> Mapped:
+    """Map a parsed v2 message with the rules for its type. Raises UnsupportedMessage."""
+    key = f"{msg.message_type}^{msg.trigger}"
+    rule = message_rules().get(key)
+    if rule is None:
+        raise UnsupportedMessage(
+            f"message type {key} is not supported; supported: {', '.join(sorted(message_rules()))}")
+    return _Run(msg, rule, sender_org).run()

@@ -1,0 +1,106 @@
+"""The MLLP edge: HL7 v2 messages in, acknowledgements out (original mode).
+
+    AA  the message is durably queued (or is a duplicate of one that was)
+    AE  its content is wrong: ERR segments say where (ERR-2), what (ERR-3, table 0357), why (ERR-8)
+    AR  it cannot be taken at all: unknown sender, unsupported type or version, unreadable header
+
+The same facts as the OperationOutcome the HTTP edge would answer; the rejection is
+recorded under a tracking id like any other.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway import errors, metrics, store
+from gateway.envelope import Envelope
+from gateway.errors import GatewayError
+from gateway.hl7.ack import AckError, build_ack
+from gateway.hl7.mllp import MLLPServer, Peer
+from gateway.logging import get_logger
+from gateway.pipeline import MLLP_PIPELINE, Context, run
+from gateway.stages.ingest_v2 import Duplicate, facility
+
+log = get_logger(__name__)
+
+REJECT_CODES = {"200", "201", "202", "203", "204"}  # header-level problems → AR
+
+
+def ack_errors(outcome: dict[str, Any]) -> list[AckError]:
+    out = []
+    for item in outcome.get("issue", ()):
+        code = "207"
+        for coding in item.get("details", {}).get("coding", ()):
+            if coding.get("system") == errors.V2_0357:
+                code = coding["code"]
+        where = (item.get("expression") or [""])[0]
+        severity = {"error": "E", "fatal": "E", "warning": "W"}.get(item.get("severity"), "I")
+        out.append(AckError(location=where, code=code, text=item["details"]["text"],
+                            severity=severity))
+    return out
+
+
+class V2Listener:
+    """Runs the MLLP pipeline for each message and answers with its ACK."""
+
+    def __init__(self, ctx: Context, aredis: Any, *, host: str, port: int):
+        self.ctx = ctx
+        self.ar = aredis
+        s = ctx.settings
+        self.server = MLLPServer(self.handle, host=host, port=port,
+                                 max_message_bytes=s.mllp_max_message_bytes,
+                                 idle_timeout=s.mllp_idle_timeout, on_oversize=self.oversize,
+                                 on_event=self.event)
+
+    async def start(self) -> None:
+        await self.server.start()
+        log.info("MLLP listener started", port=self.server.port)
+
+    async def close(self) -> None:
+        await self.server.close()
+
+    def event(self, name: str, details: dict) -> None:
+        log.warning("mllp event", mllp_event=name, **{k: str(v) for k, v in details.items()})
+
+    async def oversize(self, head: bytes, peer: Peer) -> bytes:
+        limit = self.ctx.settings.mllp_max_message_bytes
+        return build_ack(None, "AR", [AckError("", "104", f"message exceeds {limit} bytes")],
+                         control_id=store.new_tracking_id(), now=datetime.now(UTC),
+                         raw_head=head)
+
+    async def handle(self, data: bytes, peer: Peer) -> bytes:
+        now = datetime.now(UTC)
+        env = Envelope(tracking_id=store.new_tracking_id(), received_at=now, raw=data,
+                       content_type="application/hl7-v2")
+        code, problems = "AA", []
+        try:
+            env = run(MLLP_PIPELINE, env, self.ctx)
+            await store.commit_async(self.ar, env.outbox)
+            metrics.ACCEPTED.labels(env.sender.org).inc()
+        except Duplicate:
+            metrics.V2_DUPLICATES.inc()
+        except GatewayError as err:
+            problems = ack_errors(err.outcome)
+            code = "AR" if problems and problems[0].code in REJECT_CODES else "AE"
+            metrics.REJECTED.labels(errors.error_code(err.outcome)).inc()
+            await self._record_rejection(env, err)
+        except Exception as exc:
+            log.exception("v2 message failed", error=type(exc).__name__)
+            code, problems = "AE", [AckError("", "207", "internal error; the message was not "
+                                             "accepted, send it again later")]
+        msg = env.message
+        return build_ack(msg, code, problems, control_id=env.tracking_id, now=now,
+                         raw_head=None if msg is not None else data[:4096])
+
+    async def _record_rejection(self, env: Envelope, err: GatewayError) -> None:
+        """Record a rejection under its tracking id, for a known sender only."""
+        org = self.ctx.orgs.by_facility(facility(env.raw))
+        if org is None:
+            return
+        try:
+            await store.commit_async(self.ar, store.rejection_outbox(
+                tid=env.tracking_id, org=org.code, received_at=env.received_at.isoformat(),
+                outcome=err.outcome, ttl=self.ctx.settings.record_ttl))
+        except Exception:
+            log.exception("could not record a rejection")
