@@ -148,12 +148,14 @@ class Gateway:
     def __init__(self, tmp: Path, redis_url: str | None, regional_url: str | None,
                  extra_env: dict[str, str] | None = None):
         self.port = free_port()
+        self.mllp_port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = tmp / f"gateway-{self.port}.log"
         self.env = {
             "GATEWAY_DATA_DIR": str(tmp / "data"),
             "GATEWAY_RETRY_BASE": "0.05", "GATEWAY_RETRY_CAP": "0.5",
             "GATEWAY_LEASE_TTL": "3", "GATEWAY_DELIVERY_TIMEOUT": "5",
+            "GATEWAY_MLLP_PORT": str(self.mllp_port),
             **({"GATEWAY_REDIS_URL": redis_url} if redis_url else {}),
             **({"GATEWAY_REGIONAL_FHIR_URL": regional_url} if regional_url else {}),
             **(extra_env or {}),
@@ -177,11 +179,14 @@ class Gateway:
         self.proc.kill()
         self._ctx = None
 
+    def cli(self, *args: str) -> str:
+        """Run a `gateway` command against this gateway's Redis; its standard output."""
+        out = subprocess.run(gateway_cmd(*args), env={**os.environ, **self.env},
+                             capture_output=True, text=True, check=True, cwd=ROOT)
+        return out.stdout.strip()
+
     def create_key(self, org: str) -> str:
-        out = subprocess.run(gateway_cmd("keys", "create", "--org", org, "--name", f"{org} test"),
-                             env={**os.environ, **self.env}, capture_output=True, text=True,
-                             check=True, cwd=ROOT)
-        return out.stdout.strip().splitlines()[-1]
+        return self.cli("keys", "create", "--org", org, "--name", f"{org} test").splitlines()[-1]
 
     def submit(self, key: str, visit: dict | bytes, **kw) -> httpx.Response:
         import json

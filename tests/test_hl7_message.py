@@ -481,7 +481,8 @@ def test_ack_ae_v23_err():
     err = ack.all("ERR")
     assert err[0].raw(1) == "PID^1^3^101&Required field missing&HL70357"
     assert err[1].raw(1) == "MSH^1^9^200&Unsupported message type&HL70357"
-    assert len(err[0]) == 1
+    assert len(err[0]) == 8  # ERR-1, then the v2.5 fields ERR-2..8
+    assert err[0].get(2, 1) == "PID" and err[0].get(3, 1) == "101" and err[0].get(8) == "missing"
     assert ack.first("MSA").get(3) == "missing"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -42,16 +43,26 @@ class Mapped:
     issues: list[tuple[str, str, str]] = field(default_factory=list)  # (hl7 path, code, text)
     unread: list[str] = field(default_factory=list)
     z_segments: list[Any] = field(default_factory=list)
+    members: dict[str, list[str]] = field(default_factory=dict)  # list item → its segments
 
     def hl7_path(self, canonical_path: str) -> str | None:
-        """The HL7 path a canonical path came from (the longest mapped prefix)."""
+        """The HL7 path a canonical path came from — or, for a value that is missing, the
+        field the rules would have read it from (within the same segment for list items)."""
+        if canonical_path in self.provenance:
+            return self.provenance[canonical_path]
         path = canonical_path
         while path:
-            if path in self.provenance:
-                return self.provenance[path]
             cut = max(path.rfind("."), path.rfind("["))
             path = path[:cut] if cut > 0 else ""
-        return None
+            if path in self.provenance:
+                rest = canonical_path[len(path):].lstrip(".")
+                for segment in self.members.get(path, ()):  # an item: one of its segments
+                    source = _sources().get((segment.split("[")[0], rest))
+                    if source:
+                        return segment + source[source.index("-"):]
+                return self.provenance[path]
+        source = _sources().get((None, canonical_path))
+        return source
 
 
 # -- conversions -------------------------------------------------------------------------
@@ -123,6 +134,26 @@ def _set(root: dict[str, Any], path: str, value: Any) -> str:
     return ".".join(concrete)
 
 
+@lru_cache
+def _sources() -> dict[tuple[str | None, str], str]:
+    """Where each canonical path comes from, by the rules: (segment of a list item or None
+    for the visit itself, path) → "SEG-n[.c]". For naming the field of a missing value."""
+    types = datatypes()
+    item_segments = {s.name for r in message_rules().values() for s in r.segments if s.into}
+    out: dict[tuple[str | None, str], str] = {}
+    for seg, rules in segment_rules().items():
+        owner = seg if seg in item_segments else None
+        for rule in rules:
+            targets = rule.to.items() if isinstance(rule.to, dict) else [(None, rule.to)]
+            for comp_name, target in targets:
+                where = rule.source
+                comp = types[rule.type].get(comp_name) if comp_name else None
+                if comp and comp.comp > 1:
+                    where += f".{comp.comp}"
+                out.setdefault((owner, target.replace("[]", "")), where)
+    return out
+
+
 class _Run:
     def __init__(self, msg: Any, rule: MessageRule, sender_org: str):
         self.msg = msg
@@ -155,7 +186,8 @@ class _Run:
             if srule.required and srule.name not in seen:
                 self.issue(srule.name, "100", f"required segment {srule.name} is missing")
         if self.rule.finish:
-            functions.FINISH[self.rule.finish](self.out.data, self.out.provenance)
+            functions.FINISH[self.rule.finish](self.out.data, self.out.provenance,
+                                               self.out.members)
         return self.out
 
     def segment(self, seg: Any, n: int, srule: Any, previous: str | None) -> None:
@@ -170,6 +202,7 @@ class _Run:
             if not joins:
                 items.append({})
                 self.out.provenance[f"{name}[{len(items) - 1}]"] = seg_path
+            self.out.members.setdefault(f"{name}[{len(items) - 1}]", []).append(seg_path)
             self.current[name] = len(items) - 1
             prefix = f"{name}[{len(items) - 1}]."
             item = items[-1]

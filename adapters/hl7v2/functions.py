@@ -135,7 +135,8 @@ def alt_system_is_nhsa(v: dict[str, Any], ctx: dict[str, Any]) -> bool:
 
 # -- finishers (``finish``) --------------------------------------------------------------
 
-def split_orders(data: dict[str, Any], provenance: dict[str, str]) -> None:
+def split_orders(data: dict[str, Any], provenance: dict[str, str],
+                 members: dict[str, list[str]]) -> None:
     """orders[] → labs[] (OBR-24 LAB) and exams[] (anything else); keeps provenance."""
     orders = data.pop("orders", [])
     for i, order in enumerate(orders):
@@ -143,8 +144,9 @@ def split_orders(data: dict[str, Any], provenance: dict[str, str]) -> None:
         target = "labs" if kind == "LAB" else "exams"
         items = data.setdefault(target, [])
         old, new = f"orders[{i}]", f"{target}[{len(items)}]"
-        for path in [p for p in provenance if p == old or p.startswith(old + ".")]:
-            provenance[new + path[len(old):]] = provenance.pop(path)
+        for table in (provenance, members):
+            for path in [p for p in table if p == old or p.startswith((old + ".", old + "["))]:
+                table[new + path[len(old):]] = table.pop(path)
         items.append(order)
 
 

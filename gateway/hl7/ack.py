@@ -8,8 +8,10 @@ original's sending and receiving application / facility. ERR segments follow the
 
 * v2.5 and later: ``ERR||PID^1^3^1^1|101^Required field missing^HL70357|E||||<text>``
   (ERR-2 error location as ERL, ERR-3 HL7 error code as CWE, ERR-4 severity, ERR-8 user message)
-* v2.3 / v2.4:    ``ERR|PID^1^3^101&Required field missing&HL70357`` (ERR-1 as ELD);
-  the readable text travels in MSA-3.
+* v2.3 / v2.4:    ``ERR|PID^1^3^101&Required field missing&HL70357|PID^1^3^1^1|101^...|E||||<text>``:
+  ERR-1 as ELD, the form these versions define, followed by the v2.5 fields ERR-2..8 so the
+  location, code and readable text of every error reach receivers that read either form
+  (fields beyond ERR-1 are ignored by strict 2.3 parsers). MSA-3 carries the first text.
 
 Locations are HL7 paths: ``PID``, ``MSH-9``, ``PID-3.1``, ``PID-3[2].1`` (second repetition),
 ``OBX[2]-5`` (second OBX), ``PID-3.4.2`` (subcomponent) or ``''``.
@@ -212,7 +214,9 @@ def build_ack(msg: Message | None, code: str, errors: Sequence[AckError] = (), *
     lines = [fs.join(msh), fs.join(msa)]
     new_style = _version_tuple(version) >= (2, 5)
     for err in errors:
-        parts = _err_v25(err, enc) if new_style else _err_v23(err, enc)
+        parts = _err_v25(err, enc)
+        if not new_style:
+            parts[1] = _err_v23(err, enc)[1]
         while parts[-1] == "":
             parts.pop()
         lines.append(fs.join(parts))
