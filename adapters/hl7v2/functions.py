@@ -86,15 +86,21 @@ def number(v: dict[str, Any], ctx: dict[str, Any]) -> Decimal | None:
 
 
 _RANGE = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*[-~]\s*([+-]?\d+(?:\.\d+)?)\s*$")
+_BOUND = re.compile(r"^\s*([<>])\s*([+-]?\d+(?:\.\d+)?)\s*$")
 
 
 def reference_range(v: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any] | None:
-    """OBX-7: "low-high" → low and high; anything else is kept as text."""
+    """OBX-7: "low-high" → low and high; "<high" → high; ">low" → low; else text."""
     text = v.get("text")
     if not text:
         return None
     m = _RANGE.match(text)
-    return {"low": m.group(1), "high": m.group(2)} if m else {"text": text}
+    if m:
+        return {"low": m.group(1), "high": m.group(2)}
+    m = _BOUND.match(text)
+    if m:
+        return {"high" if m.group(1) == "<" else "low": m.group(2)}
+    return {"text": text}
 
 
 def duration_days(v: dict[str, Any], ctx: dict[str, Any]) -> int | None:

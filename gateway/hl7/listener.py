@@ -51,7 +51,7 @@ class V2Listener:
         self.server = MLLPServer(self.handle, host=host, port=port,
                                  max_message_bytes=s.mllp_max_message_bytes,
                                  idle_timeout=s.mllp_idle_timeout, on_oversize=self.oversize,
-                                 on_event=self.event)
+                                 on_event=self.event, reuse_port=s.processes > 1)
 
     async def start(self) -> None:
         await self.server.start()
@@ -61,7 +61,10 @@ class V2Listener:
         await self.server.close()
 
     def event(self, name: str, details: dict) -> None:
-        log.warning("mllp event", mllp_event=name, **{k: str(v) for k, v in details.items()})
+        """Connection-level events; bytes between frames (e.g. a CR LF after each frame) are
+        common and harmless, so they are logged at debug level."""
+        level = log.debug if name == "outside_frame" else log.warning
+        level("mllp event", mllp_event=name, **{k: str(v) for k, v in details.items()})
 
     async def oversize(self, head: bytes, peer: Peer) -> bytes:
         limit = self.ctx.settings.mllp_max_message_bytes

@@ -289,7 +289,8 @@ class MLLPServer:
                  max_message_bytes: int = 1_048_576, idle_timeout: float = 300.0,
                  max_connections: int = 1000, ssl: _ssl.SSLContext | None = None,
                  on_oversize: OversizeHandler | None = None,
-                 on_event: EventHook | None = None, close_grace: float = 10.0) -> None:
+                 on_event: EventHook | None = None, close_grace: float = 10.0,
+                 reuse_port: bool = False) -> None:
         if max_message_bytes < 1:
             raise ValueError("max_message_bytes must be positive")
         self.handler = handler
@@ -298,6 +299,7 @@ class MLLPServer:
         self.max_message_bytes = max_message_bytes
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
+        self.reuse_port = reuse_port  # several processes share the port; the kernel spreads connections
         self.ssl = ssl
         self.on_oversize = on_oversize
         self.on_event = on_event or _default_event
@@ -318,7 +320,8 @@ class MLLPServer:
     async def start(self) -> None:
         self._closing = False
         self._server = await asyncio.start_server(
-            self._serve, self.host, self.port, ssl=self.ssl, limit=READ_SIZE * 2)
+            self._serve, self.host, self.port, ssl=self.ssl, limit=READ_SIZE * 2,
+            reuse_port=self.reuse_port or None)
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
 
