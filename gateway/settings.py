@@ -39,9 +39,20 @@ class Settings(BaseSettings):
     workers: bool = Field(True, description="run delivery workers inside `serve`")
     record_ttl: int = Field(30 * 86400, description="seconds a visit's tracking record is kept")
 
+    v2_receiver_url: str | None = Field(
+        None, description="an HL7 v2 receiver, mllp://host:port (outbound v2.5 messages)")
+    v2_receiver_messages: str = Field("ADT^A04,ORU^R01,DFT^P03",
+                                      description="messages sent to the v2 receiver per visit")
+    v2_receiver_charset: str = "utf-8"
+
     def destinations(self) -> dict[str, str]:
-        """Destination name → FHIR base URL, for the destinations configured."""
-        return {"regional": self.regional_fhir_url.rstrip("/")} if self.regional_fhir_url else {}
+        """Destination name → URL (FHIR base, or mllp:// for an HL7 v2 receiver)."""
+        out = {}
+        if self.regional_fhir_url:
+            out["regional"] = self.regional_fhir_url.rstrip("/")
+        if self.v2_receiver_url:
+            out["v2"] = self.v2_receiver_url
+        return out
 
 
 @lru_cache

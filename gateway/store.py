@@ -1,7 +1,8 @@
 """Everything the gateway keeps in Redis, and the names it keeps it under.
 
     gw:visit:{tid}        hash  the tracking record: status, org, visit_no, outcome, receipt:<dest>
-    gw:q:{dest}:{shard}   stream  bundles waiting for a destination (consumer group "delivery")
+    gw:q:{dest}:{shard}   stream  payloads waiting for a destination (consumer group "delivery"):
+                          a FHIR Bundle, or the canonical visit for HL7 v2 receivers
     gw:dlq:{dest}         stream  dead letters, with the receiver's OperationOutcome
     gw:lease:{dest}:{shard}  string  which worker owns a shard (per-patient order)
     gw:apikey:{sha256}    hash  an API key's organisation (see apikeys.py)
@@ -79,8 +80,9 @@ class Outbox:
 
 
 def visit_outbox(*, tid: str, org: str, visit_no: str, person_id: str, received_at: str,
-                 payload: bytes, dests: tuple[str, ...], shards: int, ttl: int) -> Outbox:
-    """A visit's record, and its bundle queued for every destination on the patient's shard."""
+                 payloads: dict[str, bytes], shards: int, ttl: int) -> Outbox:
+    """A visit's record, and its payload queued for every destination on the patient's shard."""
+    dests = tuple(payloads)
     shard = shard_of(person_id, shards)
     now = f"{time.time():.6f}"
     record: dict[str, Any] = {
@@ -91,7 +93,7 @@ def visit_outbox(*, tid: str, org: str, visit_no: str, person_id: str, received_
     for dest in dests:
         record[f"receipt:{dest}"] = orjson.dumps({"status": "queued", "attempts": 0})
         entries.append((stream_key(dest, shard), {"tid": tid, "person": person_id,
-                                                  "enqueued": now, "bundle": payload}))
+                                                  "enqueued": now, "payload": payloads[dest]}))
     return Outbox(visit_key(tid), record, ttl, tuple(entries))
 
 

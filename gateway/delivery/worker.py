@@ -23,12 +23,11 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-import httpx
 import orjson
 import redis.asyncio as aioredis
 
 from gateway import metrics, store
-from gateway.errors import issue, outcome
+from gateway.delivery.transports import transport_for
 from gateway.logging import get_logger
 from gateway.settings import Settings
 
@@ -55,29 +54,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def _response_outcome(resp: httpx.Response) -> dict[str, Any]:
-    try:
-        body = resp.json()
-        if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
-            return body
-    except ValueError:
-        pass
-    text = resp.text[:500] or resp.reason_phrase
-    return outcome([issue(f"receiver answered {resp.status_code}: {text}", code="exception")])
-
-
-def _summary(resp: httpx.Response) -> dict[str, int]:
-    """Counts of the receiver's entry statuses, e.g. {"201": 12} or {"200": 12} on a re-send."""
-    counts: dict[str, int] = {}
-    try:
-        for entry in resp.json().get("entry", ()):
-            code = str(entry.get("response", {}).get("status", "")).split(" ")[0]
-            counts[code] = counts.get(code, 0) + 1
-    except (ValueError, AttributeError):
-        pass
-    return counts
-
-
 class Destination:
     """Delivers one destination's shards for as long as this worker holds their leases."""
 
@@ -89,7 +65,7 @@ class Destination:
         self.url = url
         self.me = worker_id
         self.lease_ms = int(settings.lease_ttl * 1000)
-        self.client = httpx.AsyncClient(timeout=settings.delivery_timeout)
+        self.transport = transport_for(url, settings)
         self.owned: dict[int, asyncio.Task] = {}
         self.alive_at = time.monotonic()
 
@@ -123,7 +99,7 @@ class Destination:
             await asyncio.gather(*self.owned.values(), return_exceptions=True)
             for shard in list(self.owned):
                 await self.r.eval(_RELEASE, 1, store.lease_key(self.name, shard), self.me)
-            await self.client.aclose()
+            await self.transport.close()
 
     def _report(self, task: asyncio.Task) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -185,34 +161,26 @@ class Destination:
                        stop: asyncio.Event) -> None:
         tid = fields[b"tid"].decode()
         enqueued = float(fields[b"enqueued"])
-        bundle = fields[b"bundle"]
+        payload = fields[b"payload"]
         attempts = 0
         while True:
             attempts += 1
             self.alive_at = time.monotonic()
-            try:
-                resp = await self.client.post(self.url, content=bundle, headers={
-                    "Content-Type": "application/fhir+json", "Accept": "application/fhir+json",
-                    "X-Request-Id": tid})
-            except httpx.HTTPError as exc:
-                resp, error = None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            else:
-                error = f"HTTP {resp.status_code}"
-                if resp.is_success:
-                    await self._finish(stream, entry_id, tid, "delivered", attempts, {
-                        "http_status": resp.status_code, "entries": _summary(resp)})
-                    metrics.DELIVERED.labels(self.name, "delivered").inc()
-                    metrics.DELIVERY_LATENCY.labels(self.name).observe(time.time() - enqueued)
-                    return
-                if 400 <= resp.status_code < 500 and resp.status_code not in (408, 429):
-                    await self._finish(stream, entry_id, tid, "dead-lettered", attempts, {
-                        "http_status": resp.status_code, "outcome": _response_outcome(resp)},
-                        bundle=bundle)
-                    metrics.DELIVERED.labels(self.name, "dead-lettered").inc()
-                    return
+            attempt = await self.transport.send(payload, tid)
+            if attempt.result == "delivered":
+                await self._finish(stream, entry_id, tid, "delivered", attempts, attempt.details)
+                metrics.DELIVERED.labels(self.name, "delivered").inc()
+                metrics.DELIVERY_LATENCY.labels(self.name).observe(time.time() - enqueued)
+                return
+            if attempt.result == "reject":
+                await self._finish(stream, entry_id, tid, "dead-lettered", attempts,
+                                   {"error": attempt.error, **attempt.details}, payload=payload)
+                metrics.DELIVERED.labels(self.name, "dead-lettered").inc()
+                return
+            error = attempt.error
             if time.time() - enqueued > self.s.retry_max_age:
                 await self._finish(stream, entry_id, tid, "failed", attempts,
-                                   {"last_error": error}, bundle=bundle)
+                                   {"last_error": error}, payload=payload)
                 metrics.DELIVERED.labels(self.name, "failed").inc()
                 return
             metrics.RETRIES.labels(self.name).inc()
@@ -235,14 +203,14 @@ class Destination:
         await pipe.execute()
 
     async def _finish(self, stream: str, entry_id: bytes, tid: str, status: str, attempts: int,
-                      details: dict[str, Any], bundle: bytes | None = None) -> None:
+                      details: dict[str, Any], payload: bytes | None = None) -> None:
         receipt = {"status": status, "attempts": attempts, "at": _now(), **details}
         key = store.visit_key(tid)
         pipe = self.r.pipeline(transaction=True)
         if status != "delivered":
             pipe.xadd(store.dlq_key(self.name), {
                 "tid": tid, "status": status, "entry": entry_id, "at": receipt["at"],
-                "outcome": orjson.dumps(details.get("outcome") or details), "bundle": bundle or b""})
+                "outcome": orjson.dumps(details.get("outcome") or details), "payload": payload or b""})
         pipe.hset(key, f"receipt:{self.name}", orjson.dumps(receipt))
         pipe.expire(key, self.s.record_ttl)
         pipe.xack(stream, store.GROUP, entry_id)

@@ -15,12 +15,21 @@ def run(env: Envelope, ctx) -> Envelope:
                                  received_at=env.received_at.isoformat(), merge=env.merge,
                                  ttl=ctx.settings.record_ttl)
         return env.with_(outbox=_marked(box, env))
-    dests = tuple(ctx.settings.destinations())
+    payloads: dict[str, bytes] = {}
+    bundle = visit = None
+    for dest, url in ctx.settings.destinations().items():
+        if url.startswith("mllp://"):  # HL7 v2 receivers: the worker writes the messages
+            visit = visit or dumps({"event": env.event,
+                                    "visit": env.visit.model_dump(mode="json", exclude_none=True)})
+            payloads[dest] = visit
+        else:
+            bundle = bundle or dumps(env.bundle)
+            payloads[dest] = bundle
+    dests = tuple(payloads)
     box = store.visit_outbox(
         tid=env.tracking_id, org=env.visit.org.code, visit_no=env.visit.visit_no,
         person_id=env.identity.person_id, received_at=env.received_at.isoformat(),
-        payload=dumps(env.bundle), dests=dests, shards=ctx.settings.delivery_shards,
-        ttl=ctx.settings.record_ttl,
+        payloads=payloads, shards=ctx.settings.delivery_shards, ttl=ctx.settings.record_ttl,
     )
     return env.with_(destinations=dests, outbox=_marked(box, env))
 
