@@ -85,7 +85,10 @@ def serve(settings: Settings, *, with_peers: bool = False, peer_port: int = 8090
             os.environ["GATEWAY_REDIS_URL"] = url
             if settings.regional_fhir_url:
                 os.environ["GATEWAY_REGIONAL_FHIR_URL"] = settings.regional_fhir_url
-            os.environ["GATEWAY_PORT"] = str(settings.port)
+            for name in ("host", "port", "processes", "mllp_port"):
+                value = getattr(settings, name)
+                if value is not None:
+                    os.environ[f"GATEWAY_{name.upper()}"] = str(value)
             if settings.processes > 1:
                 _prepare_multiprocess_metrics(settings)
             uvicorn.run("gateway.api.app:from_env", factory=True, host=settings.host,

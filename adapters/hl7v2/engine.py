@@ -110,6 +110,9 @@ _CONVERT = {"st": lambda t: t, "id": str.strip, "nm": _nm, "dt": _dt, "ts": _ts}
 
 def _set(root: dict[str, Any], path: str, value: Any) -> str:
     """Set ``value`` at ``a.b[].c``-style ``path``; ``[]`` appends. Returns the concrete path."""
+    if "." not in path and "[" not in path:  # the common case: a plain key
+        root[path] = value
+        return path
     node: Any = root
     concrete: list[str] = []
     parts = path.split(".")
@@ -222,34 +225,45 @@ class _Run:
     def field(self, seg: Any, n: int, seg_path: str, frule: FieldRule, prefix: str,
               item: dict[str, Any]) -> None:
         self.read.add((seg.name, n, frule.number))
-        reps = seg.reps(frule.number) if frule.repeat else min(seg.reps(frule.number), 1)
-        comps = self.types[frule.type]
+        reps = seg.field(frule.number)  # repetitions → components → subcomponents, unescaped
+        if not frule.repeat:
+            reps = reps[:1]
         produced = False
-        for rep in range(reps):
-            where = f"{seg_path}-{frule.number}" + (f"[{rep + 1}]" if rep else "")
+        ctx: dict[str, Any] | None = None
+        for r, rep in enumerate(reps):
+            where = f"{seg_path}-{frule.number}" + (f"[{r + 1}]" if r else "")
             values: dict[str, Any] = {}
             try:
-                for cname, comp in comps.items():
-                    text = seg.get(frule.number, comp.comp, comp.sub, rep)
-                    if text:
-                        values[cname] = _CONVERT[comp.conv](text)
+                for cname, comp, sub, conv in frule.components:
+                    if comp <= len(rep) and sub <= len(rep[comp - 1]):
+                        text = rep[comp - 1][sub - 1]
+                        if text:
+                            values[cname] = text if conv == "st" else _CONVERT[conv](text)
             except functions.MappingProblem as exc:
                 self.issue(where, "102", f"{where}: {exc}")
                 continue
-            def read(number: int, comp: int = 1, _seg=seg, _n=n) -> str:
-                self.read.add((_seg.name, _n, number))
-                return _seg.get(number, comp)
-
-            ctx = {"read": read, "item": item, "sender_org": self.sender_org}
+            if not values:
+                continue
+            if ctx is None and (frule.use or frule.when):
+                ctx = self.context(seg, n, item)
             if frule.when and not functions.WHEN[frule.when](values, ctx):
                 continue
-            produced |= self.assign(frule, values, ctx, item, prefix, where) if values else False
+            produced |= self.assign(frule, values, ctx, item, prefix, where)
         if not produced:
             if frule.default is not None and isinstance(frule.to, str):
                 _set(item, frule.to, frule.default)
             elif self.required(frule):
                 self.issue(f"{seg_path}-{frule.number}", "101",
                            f"{seg_path}-{frule.number} is required and empty")
+
+    def context(self, seg: Any, n: int, item: dict[str, Any]) -> dict[str, Any]:
+        """What a named function may use: other fields of the segment (marked read), the
+        item being built, the sender."""
+        def read(number: int, comp: int = 1) -> str:
+            self.read.add((seg.name, n, number))
+            return seg.get(number, comp)
+
+        return {"read": read, "item": item, "sender_org": self.sender_org}
 
     def assign(self, frule: FieldRule, values: dict[str, Any], ctx: dict[str, Any],
                item: dict[str, Any], prefix: str, where: str) -> bool:
@@ -297,11 +311,10 @@ class _Run:
         return True
 
     def note_unread(self, seg: Any, n: int) -> None:
-        protocol = PROTOCOL_FIELDS.get(seg.name, set())
-        for number in range(1, len(seg) + 1):
-            if number in protocol or (seg.name, n, number) in self.read:
-                continue
-            if seg.raw(number):
+        protocol = PROTOCOL_FIELDS.get(seg.name, ())
+        read = self.read
+        for number in seg.present():
+            if number not in protocol and (seg.name, n, number) not in read:
                 self.out.unread.append(f"{seg.name}[{n}]-{number}" if n > 1 else f"{seg.name}-{number}")
 
 

@@ -56,6 +56,8 @@ class FieldRule:
     constant: Any = None
     use: str | None = None
     when: str | None = None
+    # (component name, component, subcomponent, conversion) the engine reads, in order
+    components: tuple[tuple[str, int, int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,11 +124,15 @@ def segment_rules() -> dict[str, tuple[FieldRule, ...]]:
                 unknown = set(to) - set(types[spec["type"]])
                 if unknown:
                     raise RuleError(f"{where}: {spec['type']} has no component(s) {sorted(unknown)}")
+            comps = types[spec["type"]]
+            wanted = (to.keys() if isinstance(to, dict) and not (spec.get("use") or spec.get("when"))
+                      else comps.keys())
             rules.append(FieldRule(
                 source=spec["from"], segment=seg, number=int(num), type=spec["type"], to=to,
                 required=spec.get("required", False), repeat=spec.get("repeat", False),
                 map=spec.get("map"), default=spec.get("default"), constant=spec.get("constant"),
-                use=spec.get("use"), when=spec.get("when")))
+                use=spec.get("use"), when=spec.get("when"),
+                components=tuple((c, comps[c].comp, comps[c].sub, comps[c].conv) for c in wanted)))
         out[name] = tuple(rules)
     return out
 

@@ -166,6 +166,11 @@ class Segment:
             return 1
         return f[n].count(self._enc.repetition) + 1
 
+    def present(self) -> list[int]:
+        """The numbers of the fields that have content."""
+        f = self._fields()
+        return [n for n in range(1, len(f)) if f[n]]
+
     def raw(self, n: int) -> str:
         """Field ``n`` as received (still escaped); ``''`` when absent."""
         f = self._fields()

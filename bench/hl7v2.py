@@ -1,0 +1,151 @@
+"""HL7 v2 benchmarks, each beside a baseline measured in the same run.
+
+    .venv/bin/python bench/hl7v2.py [--quick]
+
+1. parse + map per core: the lean tokenizer + the declarative rules → the canonical visit,
+   against hl7apy's ``parse_message`` (parse only) on the same messages.
+2. MLLP with ACK: several concurrent clients send messages to a running gateway (durable
+   enqueue, delivery workers off, the queue drained as delivery would); messages/s and
+   latency percentiles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from adapters.hl7v2.engine import map_message  # noqa: E402
+from gateway.hl7.message import parse  # noqa: E402
+from gateway.hl7.outbound import to_v2  # noqa: E402
+from gateway.synth import generate  # noqa: E402
+from gateway.visit import OutpatientVisit  # noqa: E402
+
+ORG = "H11010100001"
+NOW = datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
+
+
+def messages(n: int, seed: int) -> list[bytes]:
+    out: list[bytes] = []
+    for i, visit in enumerate(generate(n, org=ORG, seed=seed)):
+        kinds = ["ADT^A04"] + (["DFT^P03"] if visit.fees else []) + (
+            ["ORU^R01"] if visit.labs and visit.results else [])
+        for kind in kinds:
+            out.append(to_v2(visit, kind, control_id=f"B{seed}-{i}-{kind[:3]}", now=NOW,
+                             charset="gb18030" if i % 2 else "utf-8"))
+    return out
+
+
+def bench_parse_map(n: int) -> None:
+    from hl7apy.parser import parse_message
+
+    msgs = messages(n, seed=7)
+    for m in msgs[:20]:
+        _ours(m)
+    t0 = time.perf_counter()
+    for m in msgs:
+        _ours(m)
+    ours = (time.perf_counter() - t0) / len(msgs)
+    sample = [(m, parse(m).charset) for m in msgs[: max(20, len(msgs) // 10)]]
+    t0 = time.perf_counter()
+    for m, charset in sample:
+        parse_message(m.decode(charset), find_groups=False)
+    theirs = (time.perf_counter() - t0) / len(sample)
+    segs = sum(m.count(b"\r") for m in msgs) / len(msgs)
+    print(f"\n== HL7 v2 parse + map, one core ({len(msgs)} messages, {segs:.1f} segments each; "
+          "ADT^A04 / DFT^P03 / ORU^R01, UTF-8 and GB18030)")
+    print(f"  hl7apy parse_message (parse only):      {1 / theirs:8.0f} messages/s  ({theirs * 1e3:.2f} ms)")
+    print(f"  gateway parse + map to canonical visit: {1 / ours:8.0f} messages/s  ({ours * 1e6:.0f} µs)")
+    print(f"  ratio: {theirs / ours:.0f}x hl7apy")
+
+
+def _ours(raw: bytes) -> OutpatientVisit:
+    msg = parse(raw)
+    data = map_message(msg, sender_org=ORG).data
+    data["org"] = {"code": ORG, "name": "bench"}
+    return OutpatientVisit.model_validate(data)
+
+
+def bench_mllp(n: int, clients: int, processes: int) -> None:
+    import redis
+
+    from bench.run import _Drain
+    from gateway.children import wait_healthy
+    from gateway.hl7.mllp import MLLPClient
+    from gateway.orgs import OrgRegistry
+    from tests.support import RedisServer, free_port
+
+    msgs = messages(n, seed=11)
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-v2-") as tmp:
+        server = RedisServer(Path(tmp) / "redis").start()
+        r = redis.Redis.from_url(server.url)
+        r.config_set("appendfsync", "always")
+        OrgRegistry(r).register(ORG, "bench")
+        port, mllp_port = free_port(), free_port()
+        import subprocess
+
+        log = open(Path(tmp) / "gw.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--port", str(port), "--processes",
+             str(processes), "--mllp-port", str(mllp_port)],
+            env={**os.environ, "GATEWAY_REDIS_URL": server.url, "GATEWAY_DATA_DIR": tmp,
+                 "GATEWAY_WORKERS": "false", "GATEWAY_LOG_LEVEL": "WARNING",
+                 "GATEWAY_REGIONAL_FHIR_URL": "http://127.0.0.1:9/fhir"},
+            stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_healthy(f"http://127.0.0.1:{port}/readyz", proc, "gateway")
+            time.sleep(0.5)
+
+            async def client(chunk: list[bytes], lat: list[float], codes: dict) -> None:
+                async with MLLPClient("127.0.0.1", mllp_port, timeout=30) as c:
+                    for m in chunk:
+                        t0 = time.perf_counter()
+                        ack = await c.send(m)
+                        lat.append(time.perf_counter() - t0)
+                        code = ack.split(b"MSA|", 1)[1][:2].decode()
+                        codes[code] = codes.get(code, 0) + 1
+
+            async def run(batch: list[bytes]) -> tuple[float, list[float], dict]:
+                lat: list[float] = []
+                codes: dict[str, int] = {}
+                chunks = [batch[i::clients] for i in range(clients)]
+                t0 = time.perf_counter()
+                await asyncio.gather(*(client(ch, lat, codes) for ch in chunks))
+                return time.perf_counter() - t0, lat, codes
+
+            with _Drain(r):
+                asyncio.run(run(msgs[:200]))  # warm
+                seconds, lat, codes = asyncio.run(run(msgs[200:]))
+            lat.sort()
+            count = len(msgs) - 200
+            print(f"\n== MLLP with ACK ({clients} clients, {processes} API processes, durable enqueue, "
+                  "redis appendfsync=always)")
+            print(f"  {count / seconds:8.0f} messages/s   p50 {lat[len(lat) // 2] * 1e3:.1f} ms   "
+                  f"p99 {lat[int(len(lat) * 0.99)] * 1e3:.1f} ms   acks {codes}")
+        finally:
+            proc.terminate()
+            proc.wait(20)
+            log.close()
+            server.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--processes", type=int, default=os.cpu_count() or 2)
+    args = ap.parse_args()
+    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
+    bench_parse_map(100 if args.quick else 600)
+    bench_mllp(200 if args.quick else 1200, args.clients, args.processes)
+
+
+if __name__ == "__main__":
+    main()
