@@ -32,7 +32,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: setup
-	$(VENV)/bin/gateway serve --with-peers --demo-org $(DEMO_ORG)
+	$(VENV)/bin/gateway serve --with-peers --demo-org $(DEMO_ORG) --mllp-port 2575
 
 test: setup
 	$(PY) -m pytest -q
@@ -42,6 +42,7 @@ demo: setup
 
 bench: setup
 	$(PY) bench/run.py
+	$(PY) bench/hl7v2.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis *.egg-info

@@ -184,11 +184,14 @@ def synth(
 
 
 @app.command()
-def convert(file: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
-    """Print the FHIR R4 transaction Bundle for a canonical visit (JSON)."""
+def convert(file: Path = typer.Argument(..., exists=True, dir_okay=False),
+            org: Optional[str] = typer.Option(
+                None, help="HL7 v2: the sending organisation (default: MSH-4)")) -> None:
+    """Print the FHIR R4 transaction Bundle for a canonical visit (JSON) or an HL7 v2 message."""
     from gateway.convert import convert_bytes
+    from gateway.orgs import Org
 
-    code, text = convert_bytes(file.read_bytes())
+    code, text = convert_bytes(file.read_bytes(), Org(org, org) if org else None)
     typer.echo(text)
     raise typer.Exit(code)
 
