@@ -12,6 +12,7 @@ import redis
 from gateway.envelope import Sender
 
 PREFIX = "ykt_"
+ROLES = ("hospital", "admin")  # admin: merges, unmerges, card status
 CACHE_SECONDS = 5.0
 
 
@@ -28,12 +29,15 @@ class KeyStore:
         self.r = r
         self._cache: dict[str, tuple[float, Sender | None]] = {}
 
-    def create(self, org: str, name: str = "") -> str:
+    def create(self, org: str, name: str = "", role: str = "hospital") -> str:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
         key = PREFIX + secrets.token_urlsafe(32)
         digest = _digest(key)
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(_key(digest), mapping={
-            "org": org, "name": name, "created": datetime.now(timezone.utc).isoformat()})
+            "org": org, "name": name, "role": role,
+            "created": datetime.now(timezone.utc).isoformat()})
         pipe.sadd("gw:apikeys", digest)
         pipe.hsetnx(f"gw:org:{org}", "name", name or org)
         pipe.execute()
@@ -47,9 +51,10 @@ class KeyStore:
             return hit[1]
         sender = None
         if key.startswith(PREFIX) and len(key) < 100:
-            fields = self.r.hmget(_key(_digest(key)), "org", "name")
+            fields = self.r.hmget(_key(_digest(key)), "org", "name", "role")
             if fields[0] is not None:
-                sender = Sender(org=fields[0].decode(), key_name=(fields[1] or b"").decode())
+                sender = Sender(org=fields[0].decode(), key_name=(fields[1] or b"").decode(),
+                                role=(fields[2] or b"hospital").decode())
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[key] = (now + CACHE_SECONDS, sender)

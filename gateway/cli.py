@@ -65,7 +65,8 @@ def worker() -> None:
 
 @keys_app.command("create")
 def keys_create(org: str = typer.Option(..., help="organisation code"),
-                name: str = typer.Option("", help="organisation name")) -> None:
+                name: str = typer.Option("", help="organisation name"),
+                role: str = typer.Option("hospital", help="hospital | admin (merges, card status)")) -> None:
     """Create an API key for a hospital and print it (it is shown only once)."""
     import redis
 
@@ -74,7 +75,7 @@ def keys_create(org: str = typer.Option(..., help="organisation code"),
 
     with redis_url(_settings()) as url:
         r = redis.Redis.from_url(url)
-        key = KeyStore(r).create(org, name)
+        key = KeyStore(r).create(org, name, role)
         r.close()
     typer.echo(key)
 
@@ -105,6 +106,41 @@ def keys_revoke(key_id: str = typer.Argument(..., help="the id shown by `keys li
             typer.echo(f"no key with id {key_id}", err=True)
             raise typer.Exit(1)
     typer.echo(f"revoked {key_id}")
+
+
+cards_app = typer.Typer(help="Card status (active, frozen, lost, cancelled).", no_args_is_help=True)
+app.add_typer(cards_app, name="cards")
+
+
+@cards_app.command("set-status")
+def cards_set_status(
+    card_type: str = typer.Option(..., "--type", help="citizen_id, ssc_card_no, health_card, hospital_card, ..."),
+    value: str = typer.Option(..., help="the card number"),
+    status: str = typer.Option(..., help="active | frozen | lost | cancelled"),
+    issuer: Optional[str] = typer.Option(None, help="the issuing hospital, for hospital cards"),
+    effective: Optional[str] = typer.Option(None, help="YYYY-MM-DD (default today)"),
+    reason: str = typer.Option("", help="why"),
+    by: str = typer.Option("cli", help="who makes the change"),
+) -> None:
+    """Set a card's status; visits with lost or frozen cards are flagged, cancelled refused."""
+    from datetime import date
+
+    import redis
+
+    from gateway.identifiers import CardType, card_system
+    from gateway.identity.card_status import CardStatusStore
+    from gateway.redis_embedded import redis_url
+
+    try:
+        system = card_system(CardType(card_type), issuer)
+        when = date.fromisoformat(effective) if effective else None
+        with redis_url(_settings()) as url:
+            st = CardStatusStore(redis.Redis.from_url(url)).set(
+                system, value, status, effective=when, reason=reason, who=by)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{card_type} {value}: {st.status} from {st.effective}")
 
 
 def _orgs(fn):

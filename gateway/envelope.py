@@ -17,6 +17,7 @@ from gateway.visit import OutpatientVisit
 class Sender:
     org: str
     key_name: str = ""
+    role: str = "hospital"  # hospital | admin
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-
 from functools import lru_cache
 
 from stdnum import exceptions as _stdnum_exc
@@ -57,6 +56,16 @@ _CARD_SYSTEMS: dict[CardType, str] = {
     CardType.NHSA_EVOUCHER: f"{BASE}/sid/nhsa-evoucher",
     CardType.YILIAN_CODE: f"{BASE}/sid/yilian-code",
 }
+
+
+def card_type_of(system: str) -> CardType | None:
+    """The card type an identifier system stands for (hospital-scoped card systems included)."""
+    for card_type, sys in _CARD_SYSTEMS.items():
+        if sys == system:
+            return card_type
+    if system.startswith(f"{BASE}/sid/org/") and system.endswith("/card"):
+        return CardType.HOSPITAL_CARD
+    return None
 
 
 def org_scoped(org_code: str, kind: str) -> str:

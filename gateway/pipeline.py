@@ -38,6 +38,8 @@ class Context:
     redis: Any = None
     keys: Any = None
     orgs: Any = None
+    empi: Any = None  # gateway.identity.empi.Empi; None when converting offline
+    card_status: Any = None  # gateway.identity.card_status.CardStatusStore
 
 
 HTTP_PIPELINE: tuple[Stage, ...] = (

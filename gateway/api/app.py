@@ -21,10 +21,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import errors, metrics, store
+from gateway.api.identity import router as identity_router
 from gateway.apikeys import KeyStore
 from gateway.delivery.worker import Workers
 from gateway.envelope import Envelope
 from gateway.errors import GatewayError
+from gateway.identity.card_status import CardStatusStore
+from gateway.identity.empi import Empi
 from gateway.jsonio import dumps
 from gateway.logging import get_logger
 from gateway.orgs import OrgRegistry
@@ -78,7 +81,8 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
     r = redis.Redis.from_url(redis_url, max_connections=64)
     ar = aioredis.Redis.from_url(redis_url, max_connections=64)
     keys = KeyStore(r)
-    ctx = Context(settings=settings, redis=r, keys=keys, orgs=OrgRegistry(r))
+    ctx = Context(settings=settings, redis=r, keys=keys, orgs=OrgRegistry(r), empi=Empi(r),
+                  card_status=CardStatusStore(r))
     run_workers = settings.workers if workers is None else workers
     state: dict[str, Any] = {}
 
@@ -200,6 +204,11 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
         if view is None or view["org"] != sender.org:
             raise errors.not_found(f"no visit with tracking id {tracking_id!r} for this organisation")
         return JSON(view)
+
+    def respond(body: Any, fhir: bool = False, status: int = 200) -> Response:
+        return (FHIRJSON if fhir else JSON)(body, status_code=status)
+
+    app.include_router(identity_router(ctx, _authenticate, respond))
 
     schema = OutpatientVisit.model_json_schema()
     app.openapi_schema = None

@@ -32,6 +32,7 @@ J = dict[str, Any]
 V3_ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 V3_INTERP = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 CARD_TYPE = f"{BASE}/CodeSystem/card-type"
+EMPI_SYSTEM = f"{BASE}/sid/empi"  # the master patient index's person id
 NHSA_LIST = f"{BASE}/CodeSystem/nhsa-medical-list"
 NHSA_CHRGITM_TYPE = f"{BASE}/CodeSystem/nhsa-med-chrgitm-type"
 NHSA_CHRGITM_LV = f"{BASE}/CodeSystem/nhsa-chrgitm-lv"
@@ -117,7 +118,7 @@ class _Visit:
                 {"type": {"coding": [{"system": CARD_TYPE, "code": ctype}]},
                  "system": system, "value": value}
                 for ctype, system, value in ident.identifiers
-            ],
+            ] + [{"system": EMPI_SYSTEM, "value": ident.person_id}],
             "name": [{"use": "official", "text": p.name}],
             "gender": tr.gender,
         }

@@ -1,26 +1,104 @@
-"""Identify: every card identifier gets its system; the person key comes from the strongest.
+"""Identify: every card identifier gets its system; the master patient index (EMPI) says
+which person they belong to; card status is checked.
 
-First cut: the person id is deterministic (uuid5 of the strongest identifier), so the same
-citizen ID at any hospital is the same person. The EMPI deepens this with linking,
-merges and card status.
+With the EMPI (the gateway's Redis), the person is resolved or created atomically and the
+rendered Patient carries every identifier the person is known by. Without it (offline
+conversion), the person id is uuid5 of the strongest identifier — the same id the EMPI
+gives a person it creates. A lost or frozen card is accepted and flagged; a cancelled one
+is refused. ADT^A40 merges the person the prior identifiers belong to into the survivor.
 """
 
 from __future__ import annotations
 
 from gateway import errors
 from gateway.envelope import Envelope, Identity
-from gateway.identifiers import STRENGTH, CardType, card_system, deterministic_id
+from gateway.identifiers import (
+    STRENGTH,
+    CardType,
+    card_system,
+    card_type_of,
+    deterministic_id,
+)
 
 
 def run(env: Envelope, ctx) -> Envelope:
     if env.visit is None:
-        return _merge(env) if env.merge is not None else env
+        return _merge(env, ctx) if env.merge is not None else env
     visit = env.visit
-    return env.with_(identity=_identity(visit.patient.cards, visit.org.code, "patient.cards"))
+    found = _identifiers(visit.patient.cards, visit.org.code, "patient.cards")
+    warnings = _card_status(found, visit, ctx)
+    if ctx.empi is None:
+        return env.with_(identity=_deterministic(found), warnings=env.warnings + warnings)
+    p = visit.patient
+    res = ctx.empi.resolve([(t, s, v) for t, s, v, _i in found], {
+        "name": p.name, "birth_date": p.birth_date.isoformat() if p.birth_date else "",
+        "phone": p.phone or ""}, who=visit.org.code)
+    known = []
+    for member in res.identifiers:
+        system, _, value = member.partition("|")
+        ctype = card_type_of(system)
+        if ctype is not None:
+            known.append((ctype.value, system, value))
+    presented = [(t, s, v) for t, s, v, _i in found]
+    others = sorted(set(known) - set(presented), key=lambda t: (STRENGTH.index(CardType(t[0])), t))
+    if res.conflict:
+        warnings += (errors.issue(
+            f"the identifiers presented belong to two people in the master patient index "
+            f"({res.person_id} and {res.conflict}); the visit was filed under the first",
+            "patient.cards", code="conflict", severity="warning", error_code="3010"),)
+    return env.with_(identity=Identity(person_id=res.person_id,
+                                       identifiers=tuple(presented + others)),
+                     warnings=env.warnings + warnings)
 
 
-def _merge(env: Envelope) -> Envelope:
-    """ADT^A40: the surviving person and the person the prior identifiers made."""
+def _identifiers(cards, org_code: str, where: str) -> list[tuple[str, str, str, int]]:
+    """(card type, system, value, index in the input), strongest first."""
+    if not cards:
+        raise errors.invalid("no card identifier", where, error_code="3001")
+    found, seen = [], set()
+    for i, card in enumerate(cards):
+        issuer = card.issuer or (org_code if card.type is CardType.HOSPITAL_CARD else None)
+        system = card_system(card.type, issuer)
+        if (system, card.value) in seen:
+            raise errors.invalid(f"card {card.type.value} is listed twice", f"{where}[{i}]",
+                                 error_code="3002")
+        seen.add((system, card.value))
+        found.append((card.type.value, system, card.value, i))
+    found.sort(key=lambda t: STRENGTH.index(CardType(t[0])))
+    return found
+
+
+def _deterministic(found) -> Identity:
+    _t, system, value, _i = found[0]
+    return Identity(person_id=deterministic_id(system, value),
+                    identifiers=tuple((t, s, v) for t, s, v, _i in found))
+
+
+def _card_status(found, visit, ctx) -> tuple[dict, ...]:
+    if ctx.card_status is None:
+        return ()
+    statuses = ctx.card_status.get_many([(s, v) for _t, s, v, _i in found],
+                                        visit.visit_time.date())
+    warnings = []
+    for (ctype, _s, _v, i), st in zip(found, statuses, strict=True):
+        if st is None or st.status == "active":
+            continue
+        where = f"patient.cards[{i}]"
+        text = f"the {ctype} card is {st.status} since {st.effective}" + (
+            f": {st.reason}" if st.reason else "")
+        if st.status == "cancelled":
+            raise errors.GatewayError.of(f"{text}; a cancelled card cannot be used", where,
+                                         code="business-rule", error_code="3020", status=422,
+                                         v2_code="207")
+        warnings.append(errors.issue(f"{text}; the visit is accepted, but insurance "
+                                     "settlement will refuse this card", where,
+                                     code="business-rule", severity="warning",
+                                     error_code="3021"))
+    return tuple(warnings)
+
+
+def _merge(env: Envelope, ctx) -> Envelope:
+    """ADT^A40: the person the prior identifiers (MRG-1) belong to joins the survivor (PID-3)."""
     from gateway.visit import CardIdentifier
 
     def cards(items: list, where: str) -> list:
@@ -29,27 +107,25 @@ def _merge(env: Envelope) -> Envelope:
         except ValueError as exc:
             raise errors.invalid(f"{where}: {exc}", where, error_code="3003") from None
 
-    surviving = _identity(cards(env.merge.get("patient", {}).get("cards", []), "PID-3"),
-                          env.sender.org, "PID-3")
-    prior = _identity(cards(env.merge.get("prior_cards", []), "MRG-1"), env.sender.org, "MRG-1")
-    merge = {"surviving": {"person_id": surviving.person_id, "identifiers": surviving.identifiers},
-             "prior": {"person_id": prior.person_id, "identifiers": prior.identifiers}}
-    return env.with_(identity=surviving, merge=merge)
+    surviving = _identifiers(cards(env.merge.get("patient", {}).get("cards", []), "PID-3"),
+                             env.sender.org, "PID-3")
+    prior = _identifiers(cards(env.merge.get("prior_cards", []), "MRG-1"), env.sender.org,
+                         "MRG-1")
+    record = {"surviving": [list(x[:3]) for x in surviving], "prior": [list(x[:3]) for x in prior]}
+    if ctx.empi is None:
+        return env.with_(identity=_deterministic(surviving), merge=record)
+    from gateway.identity.empi import EmpiError
 
-
-def _identity(card_list, org_code: str, where: str) -> Identity:
-    if not card_list:
-        raise errors.invalid("no card identifier", where, error_code="3001")
-    found: list[tuple[str, str, str]] = []
-    seen: set[tuple[str, str]] = set()
-    for i, card in enumerate(card_list):
-        issuer = card.issuer or (org_code if card.type is CardType.HOSPITAL_CARD else None)
-        system = card_system(card.type, issuer)
-        if (system, card.value) in seen:
-            raise errors.invalid(f"card {card.type.value} is listed twice",
-                                 f"{where}[{i}]", error_code="3002")
-        seen.add((system, card.value))
-        found.append((card.type.value, system, card.value))
-    found.sort(key=lambda t: STRENGTH.index(CardType(t[0])))
-    _type, system, value = found[0]
-    return Identity(person_id=deterministic_id(system, value), identifiers=tuple(found))
+    who = env.sender.org
+    survivor = ctx.empi.resolve([x[:3] for x in surviving], who=who)
+    source = ctx.empi.resolve([x[:3] for x in prior], who=who)
+    record["survivor"], record["source"] = survivor.person_id, source.person_id
+    if source.person_id != survivor.person_id:
+        try:
+            ctx.empi.merge(survivor.person_id, source.person_id, who=who,
+                           why=f"ADT^A40 {getattr(env.message, 'control_id', '')}".strip())
+        except EmpiError as exc:
+            raise errors.GatewayError.of(str(exc), "MRG-1", code="conflict", error_code="3011",
+                                         status=409, v2_code="207") from None
+    return env.with_(identity=Identity(survivor.person_id, tuple(x[:3] for x in surviving)),
+                     merge=record)

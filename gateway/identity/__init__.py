@@ -1,0 +1,1 @@
+"""Identity: the master patient index (EMPI) and card status."""

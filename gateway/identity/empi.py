@@ -1,0 +1,184 @@
+"""The master patient index: every identifier a person presents → one EMPI person id.
+
+Kept in Redis (keys under ``gw:empi:``); the decisions that must not race — resolving or
+creating a person, merging, unmerging — run as Lua scripts (``empi.lua``, ``merge.lua``),
+so two hospitals registering the same new person at the same instant get one person.
+
+Linking rules:
+* **strong** identifiers decide: the citizen ID (its check digit verified on the way in)
+  and the cards issued to a verified person (social security card number and card id,
+  resident health card, e-health card, NHSA e-voucher); a new strong identifier creates a
+  person whose id is uuid5 of it (the same id the gateway used before the EMPI knew it);
+* a hospital's own card or a 医联码 is linked to a person only when presented together with
+  a strong identifier; alone, an unknown one makes a *provisional* person, which joins the
+  strong person the first time both are presented together;
+* weak evidence (name and its pinyin, birth date, sex, phone) never links: it only
+  produces scored candidates (``match``) for a person to review;
+* merges and unmerges are explicit, recorded with who, when and why; identifiers of a
+  merged person resolve to the survivor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+from pypinyin import lazy_pinyin
+
+from gateway.identifiers import CardType, deterministic_id
+
+HERE = Path(__file__).parent
+STRONG = frozenset({CardType.CITIZEN_ID, CardType.SSC_CARD_NO, CardType.SSC_CARD_ID,
+                    CardType.HEALTH_CARD, CardType.EHEALTH_CARD, CardType.NHSA_EVOUCHER})
+
+
+@dataclass(frozen=True)
+class Resolution:
+    person_id: str
+    identifiers: tuple[str, ...]  # "system|value" of every identifier the person has
+    created: bool = False
+    conflict: str | None = None  # another strong person the presented identifiers point to
+
+
+@dataclass(frozen=True)
+class Candidate:
+    person_id: str
+    score: float
+    grade: str  # certain | probable | possible
+    reasons: tuple[str, ...] = field(default=())
+
+
+class EmpiError(Exception):
+    pass
+
+
+def name_key(name: str) -> str:
+    """Pinyin without tones: homophones (张伟 / 章伟) share a key."""
+    return "".join(lazy_pinyin(name)).lower().replace(" ", "")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+class Empi:
+    def __init__(self, r: redis.Redis):
+        self.r = r
+        self._resolve = r.register_script((HERE / "empi.lua").read_text())
+        self._merge = r.register_script((HERE / "merge.lua").read_text())
+
+    # -- resolve -------------------------------------------------------------------------
+    def resolve(self, identifiers: list[tuple[str, str, str]], attrs: dict[str, str] | None = None,
+                who: str = "") -> Resolution:
+        """``identifiers``: (card type, system, value), strongest first."""
+        if not identifiers:
+            raise EmpiError("no identifier")
+        ctype, system, value = identifiers[0]
+        attrs = {k: v for k, v in (attrs or {}).items() if v}
+        if attrs.get("name"):
+            attrs["name_key"] = name_key(attrs["name"])
+        req = {
+            "ids": [[s, v, 1 if CardType(t) in STRONG else 0] for t, s, v in identifiers],
+            "new_id": deterministic_id(system, value), "now": _now(), "who": who,
+            "attrs": attrs or {"_": ""},
+        }
+        out = orjson.loads(self._resolve(args=[orjson.dumps(req)]))
+        ids = out.get("identifiers") or []
+        return Resolution(out["person"], tuple(sorted(ids)) if isinstance(ids, list) else (),
+                          bool(out.get("created")), out.get("conflict"))
+
+    def lookup(self, system: str, value: str) -> str | None:
+        """The (surviving) person an identifier belongs to."""
+        pid = self.r.get(f"gw:empi:id:{system}|{value}")
+        return self.follow(pid.decode()) if pid else None
+
+    def lookup_many(self, pairs: list[tuple[str, str]]) -> list[str | None]:
+        """Pipelined lookups (no merge-following): the hot path for cross-references."""
+        pipe = self.r.pipeline(transaction=False)
+        for system, value in pairs:
+            pipe.get(f"gw:empi:id:{system}|{value}")
+        return [v.decode() if v else None for v in pipe.execute()]
+
+    def follow(self, pid: str) -> str:
+        for _ in range(32):
+            into = self.r.hget(f"gw:empi:person:{pid}", "merged_into")
+            if not into:
+                return pid
+            pid = into.decode()
+        return pid
+
+    def person(self, pid: str) -> dict[str, Any] | None:
+        raw = self.r.hgetall(f"gw:empi:person:{pid}")
+        if not raw:
+            return None
+        person = {k.decode(): v.decode() for k, v in raw.items()}
+        person["id"] = pid
+        person["identifiers"] = sorted(m.decode() for m in self.r.smembers(
+            f"gw:empi:person:{pid}:ids"))
+        person["history"] = [orjson.loads(e) for e in self.r.lrange(
+            f"gw:empi:person:{pid}:history", 0, -1)]
+        return person
+
+    # -- merge ---------------------------------------------------------------------------
+    def merge(self, survivor: str, source: str, who: str, why: str) -> dict[str, Any]:
+        out = orjson.loads(self._merge(args=[orjson.dumps({
+            "op": "merge", "survivor": survivor, "source": source, "now": _now(), "who": who,
+            "why": why})]))
+        if "error" in out:
+            raise EmpiError(out["error"])
+        return out
+
+    def unmerge(self, source: str, who: str, why: str) -> dict[str, Any]:
+        out = orjson.loads(self._merge(args=[orjson.dumps({
+            "op": "unmerge", "source": source, "now": _now(), "who": who, "why": why})]))
+        if "error" in out:
+            raise EmpiError(out["error"])
+        return out
+
+    # -- candidates ----------------------------------------------------------------------
+    def match(self, *, name: str | None = None, birth_date: str | None = None,
+              sex: str | None = None, phone: str | None = None, limit: int = 10) -> list[Candidate]:
+        """Scored candidates from weak evidence (never a link). Blocking on birth date,
+        phone and the name's pinyin; scores add up per agreeing attribute."""
+        keys = []
+        if birth_date:
+            keys.append(f"gw:empi:dob:{birth_date}")
+        if phone:
+            keys.append(f"gw:empi:phone:{phone}")
+        if name:
+            keys.append(f"gw:empi:name:{name_key(name)}")
+        pool: set[str] = set()
+        for key in keys:
+            pool |= {m.decode() for m in self.r.smembers(key)}
+        out = []
+        for pid in pool:
+            p = self.r.hgetall(f"gw:empi:person:{pid}")
+            p = {k.decode(): v.decode() for k, v in p.items()}
+            if p.get("status") == "merged":
+                continue
+            score, reasons = 0.0, []
+            if birth_date and p.get("birth_date") == birth_date:
+                score += 0.35
+                reasons.append("birth date")
+            if name and p.get("name") == name:
+                score += 0.35
+                reasons.append("name")
+            elif name and p.get("name_key") == name_key(name):
+                score += 0.25
+                reasons.append("name sounds the same (pinyin)")
+            if phone and p.get("phone") == phone:
+                score += 0.2
+                reasons.append("phone")
+            if sex and p.get("sex") == sex:
+                score += 0.1
+                reasons.append("sex")
+            grade = ("certain" if score >= 0.95 else "probable" if score >= 0.8
+                     else "possible" if score >= 0.5 else None)
+            if grade:
+                out.append(Candidate(pid, round(score, 2), grade, tuple(reasons)))
+        out.sort(key=lambda c: (-c.score, c.person_id))
+        return out[:limit]
