@@ -43,6 +43,7 @@ demo: setup
 bench: setup
 	$(PY) bench/run.py
 	$(PY) bench/hl7v2.py
+	$(PY) bench/empi.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis *.egg-info
