@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
-SYSTEM_PACKAGES := redis-server
+SYSTEM_PACKAGES := redis-server pcscd vsmartcard-vpcd libpcsclite-dev swig
 DEMO_ORG ?= DEMO0001
 
 .PHONY: setup system-packages run test demo bench clean

@@ -110,6 +110,60 @@ def keys_revoke(key_id: str = typer.Argument(..., help="the id shown by `keys li
 
 cards_app = typer.Typer(help="Card status (active, frozen, lost, cancelled).", no_args_is_help=True)
 app.add_typer(cards_app, name="cards")
+card_app = typer.Typer(help="Read cards through PC/SC; run virtual cards.", no_args_is_help=True)
+app.add_typer(card_app, name="card")
+
+
+@card_app.command("read")
+def card_read(
+    reader: Optional[str] = typer.Option(None, help="reader name (default: the first with a card)"),
+    sam_reader: Optional[str] = typer.Option(None, help="reader holding the SAM (health card EF06)"),
+    pin: Optional[str] = typer.Option(None, help="card PIN, when the card asks for one"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    timeout: float = typer.Option(5.0, help="seconds to wait for a card"),
+) -> None:
+    """Read a social security card or resident health card: identifiers and holder."""
+    import orjson
+
+    from gateway.cards.errors import CardError
+    from gateway.cards.reader import read_card
+
+    try:
+        data = read_card(reader, sam_reader=sam_reader, timeout=timeout, pin=pin)
+    except CardError as exc:
+        if as_json:
+            typer.echo(orjson.dumps(exc.to_dict()).decode())
+        else:
+            typer.echo(f"error ({exc.code}): {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(orjson.dumps({
+            "card_type": data.card_type,
+            "identifiers": [i.model_dump(mode="json", exclude_none=True) for i in data.identifiers],
+            "holder": data.holder, "card": data.card}, option=orjson.OPT_INDENT_2).decode())
+        return
+    typer.echo(f"{data.card_type} card in {data.card.get('reader', '?')}")
+    for ident in data.identifiers:
+        typer.echo(f"  {ident.type.value:14s} {ident.value}")
+    for key, value in data.holder.items():
+        typer.echo(f"  {key:14s} {value}")
+
+
+@card_app.command("emulate")
+def card_emulate(
+    card_type: str = typer.Option("ssc", "--type", help="ssc | health | sam"),
+    data: Optional[Path] = typer.Option(None, help="JSON file with the holder's data"),
+    port: Optional[int] = typer.Option(None, help="vpcd port (default 35963; 35964 for a SAM)"),
+) -> None:
+    """Run a virtual card on the vpcd reader (pcscd + vsmartcard-vpcd) until stopped."""
+    from gateway.cards.emulator import main as emulate
+
+    argv = ["--type", card_type]
+    if data:
+        argv += ["--data", str(data)]
+    if port:
+        argv += ["--port", str(port)]
+    emulate(argv)
 
 
 @cards_app.command("set-status")

@@ -99,7 +99,8 @@ while True:
     if any(n.startswith("Virtual PCD") for n in names):
         print(", ".join(names)); sys.exit(0)
     if time.monotonic() > deadline:
-        print(f"no Virtual PCD reader listed (readers: {names})"); sys.exit(1)
+        print(f"no Virtual PCD reader listed (readers: {names}); if pcscd started before "
+              "vsmartcard-vpcd was installed, restart pcscd"); sys.exit(1)
     time.sleep(0.2)
 EOF
   ); then

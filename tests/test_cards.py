@@ -329,7 +329,8 @@ class TestReaderThroughPcsc:
     def test_list_readers(self, pcsc_stack):
         from gateway.cards.reader import list_readers
 
-        assert list_readers()[:2] == [USER_READER, SAM_READER]
+        names = list_readers()
+        assert USER_READER in names and SAM_READER in names
 
     def test_ssc_all_fields(self, cards):
         card = SocialSecurityCard()
@@ -451,8 +452,7 @@ class TestReaderThroughPcsc:
         with pytest.raises(CardRemoved) as err:
             read()
         assert err.value.code == "card-removed"
-        bg._thread.join(5)
-        assert bg.result == "pulled"
+        assert bg.join(5) == "pulled"
 
     def test_sam_removed_mid_authentication(self, cards):
         cards(HealthCard(), USER_PORT)

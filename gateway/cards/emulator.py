@@ -638,6 +638,11 @@ class BackgroundCard:
     def wait_connected(self, timeout: float = 5.0) -> bool:
         return self._connected.wait(timeout)
 
+    def join(self, timeout: float = 5.0) -> str | Exception | None:
+        """Wait for the card loop to end by itself (e.g. a pulled card); its result."""
+        self._thread.join(timeout)
+        return self.result
+
     @property
     def running(self) -> bool:
         return self._thread.is_alive()
