@@ -6,12 +6,15 @@ so two hospitals registering the same new person at the same instant get one per
 
 Linking rules:
 * **strong** identifiers decide: the citizen ID (its check digit verified on the way in)
-  and the cards issued to a verified person (social security card number and card id,
-  resident health card, e-health card, NHSA e-voucher); a new strong identifier creates a
-  person whose id is uuid5 of it (the same id the gateway used before the EMPI knew it);
-* a hospital's own card or a 医联码 is linked to a person only when presented together with
-  a strong identifier; alone, an unknown one makes a *provisional* person, which joins the
-  strong person the first time both are presented together;
+  and the cards issued to a person whose identity was verified (social security card
+  number and card id — the SSC is keyed to the citizen ID —, resident health card, whose
+  number is the ID number, and the e-health card, a platform master-index id); a new
+  strong identifier creates a person whose id is uuid5 of it (the same id the gateway
+  used before the EMPI knew it);
+* a hospital's own card, a 医联码 or an NHSA e-voucher token is linked to a person only when
+  presented together with a strong identifier; alone, an unknown one makes a
+  *provisional* person, which joins the strong person the first time both are presented
+  together;
 * weak evidence (name and its pinyin, birth date, sex, phone) never links: it only
   produces scored candidates (``match``) for a person to review;
 * merges and unmerges are explicit, recorded with who, when and why; identifiers of a
@@ -33,7 +36,7 @@ from gateway.identifiers import CardType, deterministic_id
 
 HERE = Path(__file__).parent
 STRONG = frozenset({CardType.CITIZEN_ID, CardType.SSC_CARD_NO, CardType.SSC_CARD_ID,
-                    CardType.HEALTH_CARD, CardType.EHEALTH_CARD, CardType.NHSA_EVOUCHER})
+                    CardType.HEALTH_CARD, CardType.EHEALTH_CARD})
 
 
 @dataclass(frozen=True)
