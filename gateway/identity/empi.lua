@@ -5,16 +5,7 @@
 -- (provisional) is merged into the strong person when a strong identifier and one of its
 -- identifiers are presented together; two different strong persons are never merged here.
 local req = cjson.decode(ARGV[1])
-local P = 'gw:empi:'
 
-local function follow(pid)
-  for _ = 1, 32 do
-    local into = redis.call('HGET', P .. 'person:' .. pid, 'merged_into')
-    if not into or into == '' then return pid end
-    pid = into
-  end
-  return pid
-end
 
 local strong_present = false
 local found = {}        -- person id → {strong = bool}

@@ -71,8 +71,9 @@ def _now() -> str:
 class Empi:
     def __init__(self, r: redis.Redis):
         self.r = r
-        self._resolve = r.register_script((HERE / "empi.lua").read_text())
-        self._merge = r.register_script((HERE / "merge.lua").read_text())
+        prelude = (HERE / "prelude.lua").read_text()
+        self._resolve = r.register_script(prelude + (HERE / "empi.lua").read_text())
+        self._merge = r.register_script(prelude + (HERE / "merge.lua").read_text())
 
     # -- resolve -------------------------------------------------------------------------
     def resolve(self, identifiers: list[tuple[str, str, str]], attrs: dict[str, str] | None = None,

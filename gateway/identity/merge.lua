@@ -1,16 +1,7 @@
 -- Merge or unmerge two persons, atomically, with history.
 -- ARGV[1] = JSON {op: "merge"|"unmerge", survivor, source, now, who, why}
 local req = cjson.decode(ARGV[1])
-local P = 'gw:empi:'
 local function exists(pid) return redis.call('EXISTS', P .. 'person:' .. pid) == 1 end
-local function follow(pid)
-  for _ = 1, 32 do
-    local into = redis.call('HGET', P .. 'person:' .. pid, 'merged_into')
-    if not into or into == '' then return pid end
-    pid = into
-  end
-  return pid
-end
 
 if req.op == 'merge' then
   if not exists(req.survivor) then return cjson.encode({error = 'no person ' .. req.survivor}) end
