@@ -197,6 +197,87 @@ def cards_set_status(
     typer.echo(f"{card_type} {value}: {st.status} from {st.effective}")
 
 
+term_app = typer.Typer(help="Code maps: import hospital maps, report gaps, release held visits.",
+                       no_args_is_help=True)
+app.add_typer(term_app, name="terminology")
+
+
+def _pipeline_context(url: str):
+    import redis
+
+    from gateway.identity.card_status import CardStatusStore
+    from gateway.identity.empi import Empi
+    from gateway.pipeline import Context
+    from terminology.local_maps import LocalMaps
+
+    r = redis.Redis.from_url(url)
+    return Context(settings=_settings(), redis=r, empi=Empi(r), card_status=CardStatusStore(r),
+                   local_maps=LocalMaps(r))
+
+
+@term_app.command("import")
+def term_import(org: str = typer.Option(..., help="organisation code"),
+                map_name: str = typer.Option(..., "--map", help="sex | fee-item | drug | department | diagnosis"),
+                file: Path = typer.Argument(..., exists=True, dir_okay=False),
+                by: str = typer.Option("cli", help="who imports")) -> None:
+    """Import a hospital's code map from CSV (a new version), then release held visits."""
+    from gateway.redis_embedded import redis_url
+    from terminology.local_maps import ImportError_
+    from terminology.reprocess import reprocess
+
+    text = file.read_bytes().decode("utf-8-sig", errors="strict")
+    with redis_url(_settings()) as url:
+        ctx = _pipeline_context(url)
+        try:
+            info = ctx.local_maps.import_csv(org, map_name, text, who=by)
+        except ImportError_ as exc:
+            for problem in exc.problems:
+                typer.echo(f"{file}: {problem}", err=True)
+            raise typer.Exit(1) from None
+        released, held = reprocess(ctx, org)
+    typer.echo(f"{info.url} version {info.version}: {info.rows} rows; "
+               f"released {released} held visit(s), {held} still held")
+
+
+@term_app.command("reprocess")
+def term_reprocess(org: Optional[str] = typer.Option(None, help="one organisation (default all)")) -> None:
+    """Run held ("needs-mapping") visits again; those the maps now cover are queued."""
+    from gateway.redis_embedded import redis_url
+    from terminology.reprocess import quarantined_orgs, reprocess
+
+    with redis_url(_settings()) as url:
+        ctx = _pipeline_context(url)
+        for o in [org] if org else quarantined_orgs(ctx):
+            released, held = reprocess(ctx, o)
+            typer.echo(f"{o}: released {released}, still held {held}")
+
+
+@term_app.command("gaps")
+def term_gaps(org: Optional[str] = typer.Option(None), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Unmapped codes by hospital, most frequent first: what to map next."""
+    import orjson
+
+    from gateway.redis_embedded import redis_url
+
+    with redis_url(_settings()) as url:
+        gaps = _pipeline_context(url).local_maps.gaps(org)
+    if as_json:
+        typer.echo(orjson.dumps(gaps, option=orjson.OPT_INDENT_2).decode())
+        return
+    for g in gaps:
+        typer.echo(f"{g['count']:6d}  {g['org']:14s} {g['map']:10s} {g['code']:20s} {g['system']}")
+
+
+@term_app.command("list")
+def term_list() -> None:
+    """The hospitals' maps: current version, when, by whom."""
+    from gateway.redis_embedded import redis_url
+
+    with redis_url(_settings()) as url:
+        for m in _pipeline_context(url).local_maps.list():
+            typer.echo(f"{m['org']:14s} {m['map']:10s} v{m['version']:<4d} {m['date']}  {m['by']}")
+
+
 def _orgs(fn):
     import redis
 

@@ -34,7 +34,11 @@ class Translated:
 
     gender: str  # FHIR administrative-gender
     sex_gb: str  # GB/T 2261.1
-    map_versions: tuple[str, ...] = ()
+    map_versions: tuple[str, ...] = ()  # "ConceptMap url|version" of every map used
+    fee_codes: dict[str, str] = field(default_factory=dict)  # fee line_no → NHSA list code
+    drug_codes: dict[str, str] = field(default_factory=dict)  # drug order_no → NHSA list code
+    diagnosis_codes: dict[str, str] = field(default_factory=dict)  # local code → ICD-10
+    unmapped: tuple[dict[str, Any], ...] = ()  # issues for codes no map translates
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,7 @@ class Envelope:
     bundle: dict[str, Any] | None = None
     destinations: tuple[str, ...] = ()
     outbox: Any = None  # gateway.store.Outbox: what the edge must commit before accepting
+    held: bool = False  # quarantined: accepted and kept, waiting for a code map
     warnings: tuple[dict[str, Any], ...] = field(default=())
 
     def with_(self, **changes: Any) -> Envelope:

@@ -40,6 +40,7 @@ class Context:
     orgs: Any = None
     empi: Any = None  # gateway.identity.empi.Empi; None when converting offline
     card_status: Any = None  # gateway.identity.card_status.CardStatusStore
+    local_maps: Any = None  # terminology.local_maps.LocalMaps: the hospitals' own code maps
 
 
 HTTP_PIPELINE: tuple[Stage, ...] = (

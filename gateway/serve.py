@@ -73,6 +73,8 @@ def serve(settings: Settings, *, with_peers: bool = False, peer_port: int = 8090
             base = f"http://{settings.host}:{settings.port}"
             print(f"gateway API       {base}/v1/visits   docs: {base}/docs", flush=True)
             print(f"redis             {url}", flush=True)
+            if settings.mllp_port is not None:
+                print(f"HL7 v2 (MLLP)     {settings.host}:{settings.mllp_port}", flush=True)
             if settings.regional_fhir_url:
                 print(f"regional platform {settings.regional_fhir_url}", flush=True)
             if demo_org:

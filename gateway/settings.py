@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     validation_shape_cache: bool = Field(
         True, description="validate each resource shape with the full models once (same verdicts)")
 
+    unmapped_policy: str = Field(
+        "warn", pattern="^(warn|quarantine)$",
+        description="codes no map translates: warn (send with a warning) or quarantine (hold)")
+
     regional_fhir_url: str | None = Field(None, description="FHIR base of the regional platform")
     delivery_shards: int = Field(8, ge=1, le=1024, description="streams per destination")
     delivery_timeout: float = 10.0

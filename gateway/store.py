@@ -25,7 +25,8 @@ from gateway.jsonio import dumps
 
 GROUP = "delivery"
 
-STATUSES = ("accepted", "rejected", "queued", "delivered", "failed", "dead-lettered")
+STATUSES = ("accepted", "needs-mapping", "rejected", "queued", "delivered", "failed",
+            "dead-lettered")
 
 
 def visit_key(tid: str) -> str:
@@ -74,9 +75,15 @@ class Outbox:
     ttl: int
     entries: tuple[tuple[str, dict[str, Any]], ...] = ()
     marks: tuple[tuple[str, str, int], ...] = ()  # (key, value, ttl): e.g. an HL7 control id seen
+    hash_fields: tuple[tuple[str, str, bytes], ...] = ()  # (hash, field, value): e.g. a held visit
 
     def with_marks(self, *marks: tuple[str, str, int]) -> Outbox:
-        return Outbox(self.record_key, self.record, self.ttl, self.entries, self.marks + marks)
+        return Outbox(self.record_key, self.record, self.ttl, self.entries, self.marks + marks,
+                      self.hash_fields)
+
+    def with_hash_fields(self, *fields: tuple[str, str, bytes]) -> Outbox:
+        return Outbox(self.record_key, self.record, self.ttl, self.entries, self.marks,
+                      self.hash_fields + fields)
 
 
 def visit_outbox(*, tid: str, org: str, visit_no: str, person_id: str, received_at: str,
@@ -100,6 +107,18 @@ def visit_outbox(*, tid: str, org: str, visit_no: str, person_id: str, received_
 MERGES = "gw:empi:merges"
 
 
+def quarantine_key(org: str) -> str:
+    return f"gw:term:quarantine:{org}"
+
+
+def quarantine_outbox(*, tid: str, org: str, visit_no: str, received_at: str, ttl: int,
+                      held: dict[str, Any], outcome: dict[str, Any]) -> Outbox:
+    """A visit held until its codes can be translated: accepted (nothing is lost), not sent."""
+    box = Outbox(visit_key(tid), {"status": "needs-mapping", "org": org, "visit_no": visit_no,
+                                  "received_at": received_at, "outcome": dumps(outcome)}, ttl)
+    return box.with_hash_fields((quarantine_key(org), tid, dumps(held)))
+
+
 def merge_outbox(*, tid: str, org: str, received_at: str, merge: dict[str, Any],
                  ttl: int) -> Outbox:
     """ADT^A40: identifiers that belong to one person, recorded for the master patient index."""
@@ -119,6 +138,8 @@ def _queue(pipe: Any, box: Outbox) -> None:
         pipe.xadd(stream, fields)
     for key, value, ttl in box.marks:
         pipe.set(key, value, ex=ttl)
+    for key, name, value in box.hash_fields:
+        pipe.hset(key, name, value)
     pipe.hset(box.record_key, mapping=box.record)
     pipe.expire(box.record_key, box.ttl)
 

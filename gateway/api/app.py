@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import errors, metrics, store
 from gateway.api.identity import router as identity_router
+from gateway.api.terminology import router as terminology_router
 from gateway.apikeys import KeyStore
 from gateway.delivery.worker import Workers
 from gateway.envelope import Envelope
@@ -34,6 +35,7 @@ from gateway.orgs import OrgRegistry
 from gateway.pipeline import HTTP_PIPELINE, Context, run
 from gateway.settings import Settings
 from gateway.visit import OutpatientVisit
+from terminology.local_maps import LocalMaps
 
 log = get_logger(__name__)
 
@@ -82,7 +84,7 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
     ar = aioredis.Redis.from_url(redis_url, max_connections=64)
     keys = KeyStore(r)
     ctx = Context(settings=settings, redis=r, keys=keys, orgs=OrgRegistry(r), empi=Empi(r),
-                  card_status=CardStatusStore(r))
+                  card_status=CardStatusStore(r), local_maps=LocalMaps(r))
     run_workers = settings.workers if workers is None else workers
     state: dict[str, Any] = {}
 
@@ -188,12 +190,13 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
         env = await _process(env)
         metrics.ACCEPTED.labels(env.visit.org.code).inc()
         metrics.INGEST_LATENCY.observe(time.perf_counter() - started)
-        status = "queued" if env.destinations else "accepted"
+        status = "needs-mapping" if env.held else "queued" if env.destinations else "accepted"
         body = {"tracking_id": env.tracking_id, "status": status,
                 "person_id": env.identity.person_id,
                 "links": {"self": f"/v1/visits/{env.tracking_id}"}}
-        if env.warnings:
-            body["outcome"] = errors.outcome(env.warnings)
+        warnings = list(env.warnings) + list(env.translated.unmapped if env.translated else ())
+        if warnings:
+            body["outcome"] = errors.outcome(warnings)
         return JSON(body, status_code=202, headers={"Location": f"/v1/visits/{env.tracking_id}"})
 
     @app.get("/v1/visits/{tracking_id}", tags=["visits"],
@@ -209,6 +212,7 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
         return (FHIRJSON if fhir else JSON)(body, status_code=status)
 
     app.include_router(identity_router(ctx, _authenticate, respond))
+    app.include_router(terminology_router(ctx, _authenticate, respond))
 
     schema = OutpatientVisit.model_json_schema()
     app.openapi_schema = None

@@ -96,6 +96,7 @@ class _Visit:
         self.v: OutpatientVisit = env.visit
         self.org = self.v.org.code
         self.when = _ts(self.v.visit_time)
+        self.tr = env.translated
 
     # -- participants --------------------------------------------------------------------
     def organization(self) -> J:
@@ -192,6 +193,8 @@ class _Visit:
         for d in ordered:
             system = ICD10 if d.system in ICD10_ALIASES else d.system
             code = {"coding": [{"system": system, "code": d.code, "display": d.name}], "text": d.name}
+            if d.code in self.tr.diagnosis_codes and system != ICD10:
+                code["coding"].append({"system": ICD10, "code": self.tr.diagnosis_codes[d.code]})
             out.append(self._condition(f"dx/{d.code}", code, category, patient, encounter_url))
         return out
 
@@ -252,6 +255,8 @@ class _Visit:
             if d.dose:
                 dosage["doseAndRate"] = [{"doseQuantity": _qty(d.dose.value, d.dose.unit)}]
             med = _local(self.org, "drug", d.code, d.name)
+            if d.order_no in self.tr.drug_codes:
+                med["coding"].append({"system": NHSA_LIST, "code": self.tr.drug_codes[d.order_no]})
             if d.strength:
                 med["text"] = f"{d.name} {d.strength}"
             res: J = {
@@ -319,8 +324,9 @@ class _Visit:
         for f in self.v.fees:
             value = f"{self.v.visit_no}/{f.line_no}"
             code = _local(self.org, "fee-item", f.item_code, f.name)
-            if f.national_code:
-                code["coding"].append({"system": NHSA_LIST, "code": f.national_code})
+            national = f.national_code or self.tr.fee_codes.get(f.line_no)
+            if national:
+                code["coding"].append({"system": NHSA_LIST, "code": national})
             ext = [
                 {"url": f"{EXT}/chargeitem-unit-price",
                  "valueMoney": {"value": f.unit_price, "currency": "CNY"}},

@@ -15,6 +15,15 @@ def run(env: Envelope, ctx) -> Envelope:
                                  received_at=env.received_at.isoformat(), merge=env.merge,
                                  ttl=ctx.settings.record_ttl)
         return env.with_(outbox=_marked(box, env))
+    tr = env.translated
+    if tr is not None and tr.unmapped and ctx.settings.unmapped_policy == "quarantine":
+        box = store.quarantine_outbox(
+            tid=env.tracking_id, org=env.visit.org.code, visit_no=env.visit.visit_no,
+            received_at=env.received_at.isoformat(), ttl=ctx.settings.record_ttl,
+            held={"event": env.event, "visit": env.visit.model_dump(mode="json", exclude_none=True),
+                  "received_at": env.received_at.isoformat()},
+            outcome={"resourceType": "OperationOutcome", "issue": list(tr.unmapped)})
+        return env.with_(outbox=_marked(box, env), held=True)
     payloads: dict[str, bytes] = {}
     bundle = visit = None
     for dest, url in ctx.settings.destinations().items():
