@@ -44,6 +44,7 @@ bench: setup
 	$(PY) bench/run.py
 	$(PY) bench/hl7v2.py
 	$(PY) bench/empi.py
+	$(PY) bench/terminology.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis *.egg-info

@@ -239,6 +239,22 @@ def term_import(org: str = typer.Option(..., help="organisation code"),
                f"released {released} held visit(s), {held} still held")
 
 
+@term_app.command("load-icd10")
+def term_load_icd10(file: Path = typer.Argument(..., exists=True, dir_okay=False),
+                    edition: str = typer.Option("clinical-2.0", help="e.g. clinical-2.0, nhsa-2.0")) -> None:
+    """Load a full ICD-10 table (code,name[,name_en] CSV) in place of the shipped fragment."""
+    from terminology.icd10 import install
+    from terminology.local_maps import ImportError_
+
+    try:
+        path = install(file.read_bytes().decode("utf-8-sig"), edition, _settings().data_dir)
+    except ImportError_ as exc:
+        for problem in exc.problems:
+            typer.echo(f"{file}: {problem}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"ICD-10 ({edition}) installed: {path}")
+
+
 @term_app.command("reprocess")
 def term_reprocess(org: Optional[str] = typer.Option(None, help="one organisation (default all)")) -> None:
     """Run held ("needs-mapping") visits again; those the maps now cover are queued."""

@@ -14,13 +14,34 @@ from terminology.translate import canonical_system, translate
 HERE = Path(__file__).parent
 
 
-@lru_cache
+def _overlay() -> Path:
+    """Code systems the user loaded (e.g. a full ICD-10), under the data dir; they win."""
+    from gateway.settings import get_settings
+
+    return Path(get_settings().data_dir) / "terminology" / "codesystems"
+
+
+def _loaded() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, dict[str, Any]]]]:
+    overlay = _overlay()
+    stamp = tuple((p.name, p.stat().st_mtime_ns) for p in sorted(overlay.glob("*.json"))) \
+        if overlay.is_dir() else ()
+    return _load(str(overlay), stamp)
+
+
+@lru_cache(maxsize=4)
+def _load(overlay: str, stamp: tuple):
+    """(url → CodeSystem, url → code → concept), reloaded when the overlay files change."""
+    systems = {}
+    for folder in (HERE / "codesystems", Path(overlay)):
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+            cs = json.loads(path.read_text(encoding="utf-8"))
+            systems[cs["url"]] = cs
+    index = {url: {c["code"]: c for c in cs.get("concept", [])} for url, cs in systems.items()}
+    return systems, index
+
+
 def code_systems() -> dict[str, dict[str, Any]]:
-    out = {}
-    for path in sorted((HERE / "codesystems").glob("*.json")):
-        cs = json.loads(path.read_text(encoding="utf-8"))
-        out[cs["url"]] = cs
-    return out
+    return _loaded()[0]
 
 
 @lru_cache
@@ -32,9 +53,8 @@ def value_sets() -> dict[str, dict[str, Any]]:
     return out
 
 
-@lru_cache
 def _concepts(url: str) -> dict[str, dict[str, Any]]:
-    return {c["code"]: c for c in code_systems().get(url, {}).get("concept", [])}
+    return _loaded()[1].get(url, {})
 
 
 def _params(*pairs: tuple[str, str, Any]) -> dict[str, Any]:

@@ -98,3 +98,14 @@ def test_match_merge_and_unmerge(gw):
     history = _get(gw, f"/v1/persons/{b}/history", gw.key).json()
     assert [e["event"] for e in history][-2:] == ["merged", "unmerged"]
     assert history[-1]["by"] == "ADMIN"
+
+
+def test_sex_from_visits_counts_in_match(gw):
+    pid = gw.submit(gw.key, sample_visit()).json()["person_id"]
+    r = httpx.post(f"{gw.base}/fhir/Patient/$match", headers={"Authorization": f"Bearer {gw.key}"},
+                   json={"resourceType": "Patient", "name": [{"text": "张伟"}], "gender": "male",
+                         "birthDate": "1985-06-15", "telecom": [{"system": "phone", "value": "13812345678"}]}).json()
+    top = r["entry"][0]
+    assert top["resource"]["id"] == pid and top["search"]["score"] == 1.0
+    assert top["search"]["extension"][0]["valueCode"] == "certain"
+    assert top["resource"]["gender"] == "male"

@@ -123,3 +123,23 @@ def test_fhir_terminology_operations(gateway):
     missing = httpx.get(f"{gateway.base}/fhir/CodeSystem/$lookup", headers=h,
                         params={"system": "urn:x", "code": "1"})
     assert missing.status_code == 404 and missing.json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_full_icd10_table_can_be_loaded(gateway, tmp_path):
+    key = gateway.create_key("H11010101")
+    table = tmp_path / "icd10.csv"
+    table.write_text("code,name,name_en\nA00.000x001,古典生物型霍乱,Classical cholera\n"
+                     "J06.900,急性上呼吸道感染,Acute upper respiratory infection\n", encoding="utf-8")
+    assert "installed" in gateway.cli("terminology", "load-icd10", str(table), "--edition", "clinical-2.0")
+    r = httpx.get(f"{gateway.base}/fhir/CodeSystem/$lookup", headers={"Authorization": f"Bearer {key}"},
+                  params={"system": "urn:oid:2.16.156.10011.2.3.3.11.1", "code": "A00.000x001"}).json()
+    assert {"name": "display", "valueString": "古典生物型霍乱"} in r["parameter"]
+    assert {"name": "version", "valueString": "clinical-2.0"} in r["parameter"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("code,name\nJ06.900,急性上呼吸道感染\nnot-a-code,x\nJ06.900,again\n", encoding="utf-8")
+    out = subprocess.run(gateway_cmd("terminology", "load-icd10", str(bad)),
+                         env={**__import__("os").environ, **gateway.env}, capture_output=True,
+                         text=True, cwd=ROOT)
+    assert out.returncode == 1
+    assert "line 3: 'not-a-code' is not an ICD-10 code" in out.stderr
+    assert "line 4: J06.900 appears again (first on line 2)" in out.stderr

@@ -32,7 +32,7 @@ def run(env: Envelope, ctx) -> Envelope:
     p = visit.patient
     res = ctx.empi.resolve([(t, s, v) for t, s, v, _i in found], {
         "name": p.name, "birth_date": p.birth_date.isoformat() if p.birth_date else "",
-        "phone": p.phone or ""}, who=visit.org.code)
+        "phone": p.phone or "", "sex": _sex_gb(p.sex, visit.org.code, ctx)}, who=visit.org.code)
     known = []
     for member in res.identifiers:
         system, _, value = member.partition("|")
@@ -49,6 +49,16 @@ def run(env: Envelope, ctx) -> Envelope:
     return env.with_(identity=Identity(person_id=res.person_id,
                                        identifiers=tuple(presented + others)),
                      warnings=env.warnings + warnings)
+
+
+def _sex_gb(sex, org: str, ctx) -> str:
+    """GB/T 2261.1 sex for the index's demographics (the hospital's map, then national);
+    '' when unmapped — the translate stage reports that."""
+    from terminology.translate import GBT_2261_1, translate
+
+    t = ctx.local_maps.translate(org, "sex", sex.system, sex.code) if ctx.local_maps else None
+    t = t or translate(sex.system, sex.code, GBT_2261_1)
+    return t.code if t else ""
 
 
 def _identifiers(cards, org_code: str, where: str) -> list[tuple[str, str, str, int]]:
