@@ -59,7 +59,8 @@ class Envelope:
     bundle: dict[str, Any] | None = None
     destinations: tuple[str, ...] = ()
     outbox: Any = None  # gateway.store.Outbox: what the edge must commit before accepting
-    held: bool = False  # quarantined: accepted and kept, waiting for a code map
+    held: bool = False  # quarantined (for some destination): accepted, waiting for a code map
+    only_destinations: tuple[str, ...] | None = None  # a released visit goes only where it was held
     warnings: tuple[dict[str, Any], ...] = field(default=())
 
     def with_(self, **changes: Any) -> Envelope:

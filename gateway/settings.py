@@ -30,8 +30,20 @@ class Settings(BaseSettings):
         True, description="validate each resource shape with the full models once (same verdicts)")
 
     unmapped_policy: str = Field(
-        "warn", pattern="^(warn|quarantine)$",
-        description="codes no map translates: warn (send with a warning) or quarantine (hold)")
+        "warn", pattern=r"^(warn|quarantine)(,[a-z0-9_-]+=(warn|quarantine))*$|^[a-z0-9_-]+=(warn|quarantine)(,[a-z0-9_-]+=(warn|quarantine))*$",
+        description="codes no map translates, per destination: warn (send with a warning) or "
+                    "quarantine (hold until mapped); e.g. 'warn' or 'warn,insurance=quarantine'")
+
+    def policy_for(self, destination: str) -> str:
+        """The unmapped-code policy of one destination ('*' = the default)."""
+        default, named = "warn", {}
+        for part in self.unmapped_policy.split(","):
+            if "=" in part:
+                name, _, value = part.partition("=")
+                named[name] = value
+            else:
+                default = part
+        return named.get(destination, default)
 
     regional_fhir_url: str | None = Field(None, description="FHIR base of the regional platform")
     delivery_shards: int = Field(8, ge=1, le=1024, description="streams per destination")

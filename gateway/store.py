@@ -111,20 +111,27 @@ def quarantine_key(org: str) -> str:
     return f"gw:term:quarantine:{org}"
 
 
-def quarantine_outbox(*, tid: str, org: str, visit_no: str, received_at: str, ttl: int,
-                      held: dict[str, Any], outcome: dict[str, Any]) -> Outbox:
-    """A visit held until its codes can be translated: accepted (nothing is lost), not sent."""
-    box = Outbox(visit_key(tid), {"status": "needs-mapping", "org": org, "visit_no": visit_no,
-                                  "received_at": received_at, "outcome": dumps(outcome)}, ttl)
-    return box.with_hash_fields((quarantine_key(org), tid, dumps(held)))
-
-
 def merge_outbox(*, tid: str, org: str, received_at: str, merge: dict[str, Any],
                  ttl: int) -> Outbox:
     """ADT^A40: identifiers that belong to one person, recorded for the master patient index."""
     return Outbox(visit_key(tid), {"status": "accepted", "org": org, "visit_no": "",
                                    "received_at": received_at}, ttl,
                   ((MERGES, {"tid": tid, "org": org, "merge": dumps(merge)}),))
+
+
+def hold(box: Outbox, *, org: str, tid: str, dests: tuple[str, ...], item: dict[str, Any],
+         outcome: dict[str, Any]) -> Outbox:
+    """The visit is also held for ``dests`` until its codes can be translated: kept in the
+    organisation's quarantine (nothing is lost), its receipts say "needs-mapping"."""
+    record = dict(box.record)
+    record["outcome"] = dumps(outcome)
+    if not box.entries:
+        record["status"] = "needs-mapping"
+    for dest in dests:
+        if dest != "*":
+            record[f"receipt:{dest}"] = orjson.dumps({"status": "needs-mapping", "attempts": 0})
+    held = Outbox(box.record_key, record, box.ttl, box.entries, box.marks, box.hash_fields)
+    return held.with_hash_fields((quarantine_key(org), tid, dumps({**item, "dests": list(dests)})))
 
 
 def rejection_outbox(*, tid: str, org: str, received_at: str, outcome: dict[str, Any],
@@ -162,7 +169,7 @@ def overall_status(record_status: str, receipts: dict[str, dict[str, Any]]) -> s
     if record_status == "rejected" or not receipts:
         return record_status
     states = {r["status"] for r in receipts.values()}
-    for status in ("dead-lettered", "failed", "queued"):
+    for status in ("dead-lettered", "failed", "needs-mapping", "queued"):
         if status in states:
             return status
     return "delivered"

@@ -32,7 +32,8 @@ def reprocess(ctx: Context, org: str) -> tuple[int, int]:
         item = orjson.loads(raw)
         env = Envelope(tracking_id=tid, received_at=datetime.fromisoformat(item["received_at"]),
                        raw=orjson.dumps(item["visit"]), sender=Sender(org=org),
-                       event=item.get("event", "visit"))
+                       event=item.get("event", "visit"),
+                       only_destinations=tuple(d for d in item.get("dests", []) if d != "*"))
         try:
             env = run(STAGES, env, ctx)
         except GatewayError as err:  # the maps changed under it in a way that now rejects it

@@ -6,7 +6,7 @@ import subprocess
 
 import httpx
 
-from tests.support import ROOT, Gateway, gateway_cmd, sample_visit
+from tests.support import ROOT, Gateway, gateway_cmd, sample_visit, wait_until
 
 CID_A, CID_B = "110101198506150019", "11010119900307002X"
 
@@ -143,3 +143,36 @@ def test_a_full_icd10_table_can_be_loaded(gateway, tmp_path):
     assert out.returncode == 1
     assert "line 3: 'not-a-code' is not an ICD-10 code" in out.stderr
     assert "line 4: J06.900 appears again (first on line 2)" in out.stderr
+
+
+def test_policy_is_per_destination(tmp_path, redis_server, peer):
+    """The regional platform takes the visit with a warning; the v2 receiver's copy waits
+    for the map, and goes when the map arrives."""
+    from tests.test_v2_outbound_delivery import Receiver
+
+    with Receiver() as receiver:
+        gw = Gateway(tmp_path, redis_server.url, peer.fhir, extra_env={
+            "GATEWAY_V2_RECEIVER_URL": f"mllp://127.0.0.1:{receiver.server.port}",
+            "GATEWAY_UNMAPPED_POLICY": "warn,v2=quarantine"}).start()
+        try:
+            key = gw.create_key("H11010101")
+            visit = sample_visit()
+            visit["fees"] = [f for f in visit["fees"] if f.get("national_code")]
+            resp = gw.submit(key, visit)
+            assert resp.json()["status"] == "needs-mapping"
+            tid = resp.json()["tracking_id"]
+            wait_until(lambda: gw.status(key, tid)["receipts"]["regional"]["status"] == "delivered",
+                       what="the regional copy")
+            view = gw.status(key, tid)
+            assert view["receipts"]["v2"]["status"] == "needs-mapping"
+            assert view["status"] == "needs-mapping"
+            assert receiver.messages == []
+            r = httpx.put(f"{gw.base}/v1/terminology/H11010101/maps/drug",
+                          content=b"source_code,target_code\nYP0012,XJ01CAA040A001010104346\n",
+                          headers={"Authorization": f"Bearer {key}"})
+            assert r.json()["released"] == 1
+            gw.wait_status(key, tid, "delivered")
+            assert [m.trigger for m in receiver.messages] == ["A04", "R01", "P03"]
+            assert peer.stats()["transactions"] == 1  # the regional copy was not sent again
+        finally:
+            gw.stop()

@@ -15,18 +15,18 @@ def run(env: Envelope, ctx) -> Envelope:
                                  received_at=env.received_at.isoformat(), merge=env.merge,
                                  ttl=ctx.settings.record_ttl)
         return env.with_(outbox=_marked(box, env))
+    targets = {d: u for d, u in ctx.settings.destinations().items()
+               if env.only_destinations is None or d in env.only_destinations}
+    held: tuple[str, ...] = ()
     tr = env.translated
-    if tr is not None and tr.unmapped and ctx.settings.unmapped_policy == "quarantine":
-        box = store.quarantine_outbox(
-            tid=env.tracking_id, org=env.visit.org.code, visit_no=env.visit.visit_no,
-            received_at=env.received_at.isoformat(), ttl=ctx.settings.record_ttl,
-            held={"event": env.event, "visit": env.visit.model_dump(mode="json", exclude_none=True),
-                  "received_at": env.received_at.isoformat()},
-            outcome={"resourceType": "OperationOutcome", "issue": list(tr.unmapped)})
-        return env.with_(outbox=_marked(box, env), held=True)
+    if tr is not None and tr.unmapped:  # codes no map translates: each destination's policy
+        held = tuple(d for d in targets if ctx.settings.policy_for(d) == "quarantine")
+        if not targets and ctx.settings.policy_for("*") == "quarantine":
+            held = ("*",)
+        targets = {d: u for d, u in targets.items() if d not in held}
     payloads: dict[str, bytes] = {}
     bundle = visit = None
-    for dest, url in ctx.settings.destinations().items():
+    for dest, url in targets.items():
         if url.startswith("mllp://"):  # HL7 v2 receivers: the worker writes the messages
             visit = visit or dumps({"event": env.event,
                                     "visit": env.visit.model_dump(mode="json", exclude_none=True)})
@@ -40,7 +40,12 @@ def run(env: Envelope, ctx) -> Envelope:
         person_id=env.identity.person_id, received_at=env.received_at.isoformat(),
         payloads=payloads, shards=ctx.settings.delivery_shards, ttl=ctx.settings.record_ttl,
     )
-    return env.with_(destinations=dests, outbox=_marked(box, env))
+    if held:
+        box = store.hold(box, org=env.visit.org.code, tid=env.tracking_id, dests=held,
+                         item={"event": env.event, "received_at": env.received_at.isoformat(),
+                               "visit": env.visit.model_dump(mode="json", exclude_none=True)},
+                         outcome={"resourceType": "OperationOutcome", "issue": list(tr.unmapped)})
+    return env.with_(destinations=dests, outbox=_marked(box, env), held=bool(held))
 
 
 def _marked(box: store.Outbox, env: Envelope) -> store.Outbox:
