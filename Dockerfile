@@ -1,5 +1,9 @@
 # syntax=docker/dockerfile:1
+# Build: wheels for the gateway and its dependencies (pyscard compiles against PC/SC lite).
 FROM python:3.11-slim-bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends build-essential swig libpcsclite-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway
@@ -9,9 +13,11 @@ COPY conformance ./conformance
 COPY profiles ./profiles
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
+# Run: redis-server for the embedded default, the PC/SC client library for card readers
+# (pcscd itself runs on the host or in a sidecar with the readers), a non-root user.
 FROM python:3.11-slim-bookworm
 RUN apt-get update \
- && apt-get install -y --no-install-recommends redis-server \
+ && apt-get install -y --no-install-recommends redis-server libpcsclite1 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --create-home --uid 10001 gateway
 COPY --from=build /wheels /wheels
@@ -20,7 +26,7 @@ USER gateway
 WORKDIR /home/gateway
 ENV GATEWAY_HOST=0.0.0.0 GATEWAY_PORT=8080 GATEWAY_DATA_DIR=/home/gateway/var
 VOLUME ["/home/gateway/var"]
-EXPOSE 8080
-HEALTHCHECK CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8080/healthz')" || exit 1
+EXPOSE 8080 2575
+HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz')" || exit 1
 ENTRYPOINT ["gateway"]
-CMD ["serve"]
+CMD ["serve", "--mllp-port", "2575"]
