@@ -294,6 +294,44 @@ def term_list() -> None:
             typer.echo(f"{m['org']:14s} {m['map']:10s} v{m['version']:<4d} {m['date']}  {m['by']}")
 
 
+dlq_app = typer.Typer(help="Dead letters: list and replay.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.command("list")
+def dlq_list(dest: str = typer.Option("regional", help="destination"),
+             count: int = typer.Option(100)) -> None:
+    """What a destination refused or could not take, oldest first."""
+    import redis
+
+    from gateway.delivery.dead_letters import list_dead
+    from gateway.redis_embedded import redis_url
+
+    with redis_url(_settings()) as url:
+        for d in list_dead(redis.Redis.from_url(url), dest, count):
+            typer.echo(f"{d['id']}  {d['tracking_id']}  {d['status']:13s} {d['at']}  {d['reason']}")
+
+
+@dlq_app.command("replay")
+def dlq_replay(dest: str = typer.Option("regional", help="destination"),
+               tracking_id: Optional[list[str]] = typer.Option(None, help="only these visits"),
+               all_: bool = typer.Option(False, "--all", help="every dead letter")) -> None:
+    """Queue dead letters again, once the cause is fixed (the workers deliver them)."""
+    import redis
+
+    from gateway.delivery.dead_letters import replay
+    from gateway.redis_embedded import redis_url
+
+    if not tracking_id and not all_:
+        typer.echo("give --tracking-id (repeatable) or --all", err=True)
+        raise typer.Exit(2)
+    s = _settings()
+    with redis_url(s) as url:
+        n = replay(redis.Redis.from_url(url), dest, shards=s.delivery_shards, ttl=s.record_ttl,
+                   tracking_ids=None if all_ else set(tracking_id))
+    typer.echo(f"replayed {n} dead letter(s) to {dest}")
+
+
 def _orgs(fn):
     import redis
 

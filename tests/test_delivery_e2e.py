@@ -152,3 +152,17 @@ def test_logs_carry_no_personal_data(gateway, peer):
     for secret in ("110101198506150019", "110101198506150011", "张伟", "13812345678",
                    "X00000019", "JZK00088123"):
         assert secret not in log
+
+
+def test_dead_letters_are_listed_and_replayed(gateway, peer):
+    key = gateway.create_key(ORG)
+    peer.fault(status=422, count=1, issue="organisation not registered yet")
+    tid = gateway.submit(key, sample_visit()).json()["tracking_id"]
+    gateway.wait_status(key, tid, "dead-lettered")
+    listing = gateway.cli("dlq", "list", "--dest", "regional")
+    assert tid in listing and "organisation not registered yet" in listing
+    assert "replayed 1" in gateway.cli("dlq", "replay", "--dest", "regional", "--tracking-id", tid)
+    view = gateway.wait_status(key, tid, "delivered")
+    assert view["receipts"]["regional"]["attempts"] == 1
+    assert peer.count("Encounter") == 1
+    assert gateway.cli("dlq", "list", "--dest", "regional") == ""

@@ -174,13 +174,15 @@ class Destination:
                 return
             if attempt.result == "reject":
                 await self._finish(stream, entry_id, tid, "dead-lettered", attempts,
-                                   {"error": attempt.error, **attempt.details}, payload=payload)
+                                   {"error": attempt.error, **attempt.details}, payload=payload,
+                                   person=fields.get(b"person", b""))
                 metrics.DELIVERED.labels(self.name, "dead-lettered").inc()
                 return
             error = attempt.error
             if time.time() - enqueued > self.s.retry_max_age:
                 await self._finish(stream, entry_id, tid, "failed", attempts,
-                                   {"last_error": error}, payload=payload)
+                                   {"last_error": error}, payload=payload,
+                                   person=fields.get(b"person", b""))
                 metrics.DELIVERED.labels(self.name, "failed").inc()
                 return
             metrics.RETRIES.labels(self.name).inc()
@@ -203,13 +205,14 @@ class Destination:
         await pipe.execute()
 
     async def _finish(self, stream: str, entry_id: bytes, tid: str, status: str, attempts: int,
-                      details: dict[str, Any], payload: bytes | None = None) -> None:
+                      details: dict[str, Any], payload: bytes | None = None,
+                      person: bytes = b"") -> None:
         receipt = {"status": status, "attempts": attempts, "at": _now(), **details}
         key = store.visit_key(tid)
         pipe = self.r.pipeline(transaction=True)
         if status != "delivered":
             pipe.xadd(store.dlq_key(self.name), {
-                "tid": tid, "status": status, "entry": entry_id, "at": receipt["at"],
+                "tid": tid, "status": status, "entry": entry_id, "at": receipt["at"], "person": person,
                 "outcome": orjson.dumps(details.get("outcome") or details), "payload": payload or b""})
         pipe.hset(key, f"receipt:{self.name}", orjson.dumps(receipt))
         pipe.expire(key, self.s.record_ttl)
