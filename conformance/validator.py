@@ -14,7 +14,7 @@ from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
 
 from conformance.shape_cache import ShapeCache, Unsure, signature
-from gateway.errors import issue, pydantic_path
+from gateway.errors import issue, pydantic_message, pydantic_path
 
 _SHAPES = ShapeCache()
 
@@ -53,9 +53,7 @@ def _model_issues(model: Any, data: Any, root: str) -> list[dict[str, Any]]:
     except ValidationError as exc:
         out = []
         for err in exc.errors(include_url=False):
-            msg = err.get("msg", "invalid")
-            if msg.startswith("Value error, "):
-                msg = msg[len("Value error, "):]
+            msg = pydantic_message(err)
             path = pydantic_path(err.get("loc", ()), root)
             out.append(issue(f"{path}: {msg}", path, code="structure", error_code="6001"))
         return out

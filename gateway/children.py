@@ -25,6 +25,15 @@ def _die_with_parent() -> None:
         pass
 
 
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def spawn(args: Sequence[str], **kwargs) -> subprocess.Popen:
     preexec = _die_with_parent if sys.platform.startswith("linux") else None
     return subprocess.Popen(list(args), preexec_fn=preexec, **kwargs)  # noqa: PLW1509

@@ -9,20 +9,9 @@ from gateway.envelope import Envelope
 from gateway.errors import GatewayError
 from gateway.jsonio import dumps
 from gateway.orgs import Org, StaticOrgs
-from gateway.pipeline import Context, run
+from gateway.pipeline import CONVERT_PIPELINE, CONVERT_V2_PIPELINE, Context, run
 from gateway.settings import get_settings
-from gateway.stages import (
-    identify,
-    ingest_v2,
-    parse,
-    parse_v2,
-    render,
-    translate,
-    validate,
-)
-
-CANONICAL = (parse.run, identify.run, translate.run, render.run, validate.run)
-HL7V2 = (ingest_v2.run, parse_v2.run, identify.run, translate.run, render.run, validate.run)
+from gateway.stages import ingest_v2
 
 
 def is_hl7v2(raw: bytes) -> bool:
@@ -35,9 +24,9 @@ def convert_envelope(raw: bytes, *, tracking_id: str = "convert",
     env = Envelope(tracking_id=tracking_id, raw=raw,
                    received_at=received_at or datetime.now(timezone.utc))
     if not is_hl7v2(raw):
-        return run(CANONICAL, env, Context(settings=get_settings()))
+        return run(CONVERT_PIPELINE, env, Context(settings=get_settings()))
     sender = org or Org(ingest_v2.facility(raw), ingest_v2.facility(raw))
-    return run(HL7V2, env, Context(settings=get_settings(), orgs=StaticOrgs(sender)))
+    return run(CONVERT_V2_PIPELINE, env, Context(settings=get_settings(), orgs=StaticOrgs(sender)))
 
 
 def convert_bytes(raw: bytes, org: Org | None = None) -> tuple[int, str]:

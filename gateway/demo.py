@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -26,17 +25,11 @@ from rich.table import Table
 
 from gateway import store
 from gateway.apikeys import KeyStore
-from gateway.children import spawn, wait_healthy
+from gateway.children import free_port, spawn, wait_healthy
 from gateway.redis_embedded import EmbeddedRedis
 from gateway.synth import generate, hospitals
 
 console = Console()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -73,7 +66,7 @@ def run_demo(*, visits: int, orgs: int, seed: int, concurrency: int, invalid: in
     with tempfile.TemporaryDirectory(prefix="gateway-demo-") as tmp:
         embedded = EmbeddedRedis(Path(tmp))
         url = embedded.start()
-        peer_port, gw_port = _free_port(), _free_port()
+        peer_port, gw_port = free_port(), free_port()
         env = {**os.environ, "GATEWAY_REDIS_URL": url, "GATEWAY_DATA_DIR": tmp,
                "GATEWAY_REGIONAL_FHIR_URL": f"http://127.0.0.1:{peer_port}/fhir",
                "GATEWAY_LOG_LEVEL": "WARNING"}

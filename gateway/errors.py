@@ -3,7 +3,8 @@
     GatewayError(outcome)            raised by any stage, carried to the edge
       ├─ builders: invalid(), unauthorized(), forbidden(), not_found(), too_large(), ...
       └─ edges:    http_status(outcome)  → 4xx / 5xx   (API)
-                   ack_code(outcome)     → AA / AE / AR (MLLP, the HL7 v2 work)
+                   gateway.hl7.listener  → AA / AE / AR with ERR segments (MLLP; the v2
+                                           table 0357 code travels in details.coding)
 
 ``expression`` names the place at fault: a FHIRPath (``Bundle.entry[2].resource.gender``),
 a canonical-visit path (``patient.cards[0].value``) or an HL7 path (``PID-3.1``).
@@ -96,10 +97,6 @@ def error_code(o: Outcome, system: str = GATEWAY_ERROR, default: str = "other") 
     return default
 
 
-def has_errors(o: Outcome | None) -> bool:
-    return bool(o) and any(i.get("severity") in ("error", "fatal") for i in o.get("issue", ()))
-
-
 # ---- builders -------------------------------------------------------------------------
 
 def invalid(details: str, expression: str | None = None, error_code: str | None = None) -> GatewayError:
@@ -141,14 +138,17 @@ def pydantic_path(loc: Sequence[Any], root: str | None = None) -> str:
     return ".".join(parts)
 
 
+def pydantic_message(err: dict[str, Any]) -> str:
+    """A pydantic error's message without pydantic's "Value error, " prefix."""
+    return err.get("msg", "invalid value").removeprefix("Value error, ")
+
+
 def from_pydantic(errors: Iterable[dict[str, Any]], root: str | None = None,
                   error_code: str = "2001") -> GatewayError:
     """A pydantic ValidationError's errors → one issue each, expression = the field path."""
     issues = []
     for err in errors:
-        msg = err.get("msg", "invalid value")
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
+        msg = pydantic_message(err)
         path = pydantic_path(err.get("loc", ()), root)
         code = "required" if err.get("type") == "missing" else (
             "structure" if err.get("type") == "extra_forbidden" else "value")

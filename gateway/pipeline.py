@@ -51,6 +51,19 @@ MLLP_PIPELINE: tuple[Stage, ...] = (
     ingest_v2.run, parse_v2.run, identify.run, translate.run, render.run, validate.run, route.run,
 )
 
+# `gateway convert`: offline, short of queueing (JSON, and HL7 v2 sent by a given organisation).
+CONVERT_PIPELINE: tuple[Stage, ...] = (
+    parse.run, identify.run, translate.run, render.run, validate.run,
+)
+CONVERT_V2_PIPELINE: tuple[Stage, ...] = (
+    ingest_v2.run, parse_v2.run, identify.run, translate.run, render.run, validate.run,
+)
+# Releasing a held ("needs-mapping") visit: from its canonical form, under its tracking id.
+REPROCESS_PIPELINE: tuple[Stage, ...] = (
+    parse.run, identify.run, translate.run, render.run, validate.run, route.run,
+)
+
+
 def run(stages: Sequence[Stage], envelope: Envelope, context: Context) -> Envelope:
     for stage in stages:
         envelope = stage(envelope, context)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -19,17 +18,11 @@ from pathlib import Path
 
 import redis
 
-from gateway.children import spawn
+from gateway.children import free_port, spawn
 from gateway.logging import get_logger
 from gateway.settings import Settings
 
 log = get_logger(__name__)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class EmbeddedRedis:
@@ -73,7 +66,7 @@ class EmbeddedRedis:
             raise RuntimeError("redis-server is not installed: run `make setup` "
                                "(or `apt-get install redis-server`), or set GATEWAY_REDIS_URL")
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = self.port or _free_port()
+        self.port = self.port or free_port()
         self.proc = spawn(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
              "--appendonly", "yes", "--appendfsync", "always", "--save", "",

@@ -55,16 +55,6 @@ def shard_of(person_id: str, shards: int) -> int:
     return zlib.crc32(person_id.encode()) % shards
 
 
-def ensure_groups(r: redis.Redis, dests: list[str] | tuple[str, ...], shards: int) -> None:
-    for dest in dests:
-        for shard in range(shards):
-            try:
-                r.xgroup_create(stream_key(dest, shard), GROUP, id="0", mkstream=True)
-            except redis.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
-
-
 @dataclass(frozen=True, slots=True)
 class Outbox:
     """What must be durably written, in one Redis transaction, before a visit is accepted

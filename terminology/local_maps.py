@@ -30,7 +30,7 @@ import orjson
 import redis
 
 from gateway.identifiers import BASE, ICD10, org_scoped
-from terminology.translate import GBT_2261_1, Translation
+from terminology.translate import GBT_2261_1, Translation, translate
 
 NHSA_LIST = f"{BASE}/CodeSystem/nhsa-medical-list"
 KINDS: dict[str, tuple[str | None, str]] = {  # name → (default source kind, target system)
@@ -45,6 +45,16 @@ EQUIVALENCES = {"relatedto", "equivalent", "equal", "wider", "subsumes", "narrow
 COLUMNS = ("source_system", "source_code", "source_display", "target_code", "target_display",
            "equivalence")
 CACHE_SECONDS = 2.0
+
+
+def hospital_first(local: LocalMaps | None, org: str, name: str, system: str, code: str,
+                   national_target: str | None = None) -> Translation | None:
+    """The lookup order: the hospital's own ``name`` map, then the national maps to
+    ``national_target`` (when given)."""
+    t = local.translate(org, name, system, code) if local is not None else None
+    if t is None and national_target:
+        t = translate(system, code, national_target)
+    return t
 
 
 class ImportError_(ValueError):

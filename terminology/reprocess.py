@@ -16,11 +16,9 @@ from gateway import store
 from gateway.envelope import Envelope, Sender
 from gateway.errors import GatewayError
 from gateway.logging import get_logger
-from gateway.pipeline import Context, run
-from gateway.stages import identify, parse, render, route, translate, validate
+from gateway.pipeline import REPROCESS_PIPELINE, Context, run
 
 log = get_logger(__name__)
-STAGES = (parse.run, identify.run, translate.run, render.run, validate.run, route.run)
 
 
 def reprocess(ctx: Context, org: str) -> tuple[int, int]:
@@ -35,7 +33,7 @@ def reprocess(ctx: Context, org: str) -> tuple[int, int]:
                        event=item.get("event", "visit"),
                        only_destinations=tuple(d for d in item.get("dests", []) if d != "*"))
         try:
-            env = run(STAGES, env, ctx)
+            env = run(REPROCESS_PIPELINE, env, ctx)
         except GatewayError as err:  # the maps changed under it in a way that now rejects it
             log.warning("held visit cannot be released", tracking_id=tid,
                         error=err.outcome["issue"][0]["details"]["text"])

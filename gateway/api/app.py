@@ -95,7 +95,6 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
         gc.collect()
         gc.freeze()
         gc.set_threshold(20_000, 20, 50)
-        store.ensure_groups(r, tuple(settings.destinations()), settings.delivery_shards)
         collector = metrics.register_queue_depth(r, settings)
         if run_workers and settings.destinations():
             state["workers"] = Workers(settings, redis_url, worker_id=worker_id)

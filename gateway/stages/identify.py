@@ -54,10 +54,10 @@ def run(env: Envelope, ctx) -> Envelope:
 def _sex_gb(sex, org: str, ctx) -> str:
     """GB/T 2261.1 sex for the index's demographics (the hospital's map, then national);
     '' when unmapped — the translate stage reports that."""
-    from terminology.translate import GBT_2261_1, translate
+    from terminology.local_maps import hospital_first
+    from terminology.translate import GBT_2261_1
 
-    t = ctx.local_maps.translate(org, "sex", sex.system, sex.code) if ctx.local_maps else None
-    t = t or translate(sex.system, sex.code, GBT_2261_1)
+    t = hospital_first(ctx.local_maps, org, "sex", sex.system, sex.code, GBT_2261_1)
     return t.code if t else ""
 
 

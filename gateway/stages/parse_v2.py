@@ -36,7 +36,7 @@ def run(env: Envelope, ctx) -> Envelope:
         for err in exc.errors(include_url=False):
             canonical = errors.pydantic_path(err.get("loc", ()))
             where = mapped.hl7_path(canonical) or canonical or None
-            msg_text = err.get("msg", "invalid").removeprefix("Value error, ")
+            msg_text = errors.pydantic_message(err)
             code = "required" if err.get("type") == "missing" else "value"
             issues.append(errors.issue(f"{where}: {msg_text} ({canonical})", where, code=code,
                                        error_code="2001", v2_code=_V2_CODE.get(code, "102")))

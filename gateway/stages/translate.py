@@ -15,6 +15,7 @@ from gateway import errors
 from gateway.envelope import Envelope, Translated
 from gateway.identifiers import org_scoped
 from gateway.render.fhir import ICD10_ALIASES
+from terminology.local_maps import hospital_first
 from terminology.translate import FHIR_GENDER, GBT_2261_1, Translation, translate
 
 
@@ -26,9 +27,7 @@ def run(env: Envelope, ctx) -> Envelope:
     used: set[str] = set()
 
     def look(name: str, system: str, code: str, national_target: str | None = None):
-        t = local.translate(org, name, system, code) if local is not None else None
-        if t is None and national_target:
-            t = translate(system, code, national_target)
+        t = hospital_first(local, org, name, system, code, national_target)
         if t is not None and t.map_url:
             used.add(f"{t.map_url}|{t.map_version}")
         return t
