@@ -1,0 +1,1 @@
+"""`gateway` sub-commands, one module per capability, registered in gateway/cli.py."""
