@@ -77,13 +77,13 @@ def run(adapter_id: str = typer.Argument(...),
     their positions. Exit 1 if anything was rejected."""
     import orjson
 
-    from adapters.sdk.check import bundle_of, case_input
+    from adapters.sdk.check import bundle_of
     from adapters.sdk.maps import AdapterMaps
     from gateway.errors import GatewayError
 
     adapter = _adapter(adapter_id)
     if len(files) == 1 and files[0].is_dir():
-        raw = case_input(files[0].parent) if files[0].name == "input" else _zip(sorted(files[0].iterdir()))
+        raw = _zip(sorted(files[0].iterdir()))
     elif len(files) > 1 or files[0].suffix.lower() == ".csv":
         raw = _zip(files)
     else:
