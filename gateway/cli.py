@@ -20,6 +20,9 @@ peers_app = typer.Typer(help="Reference peers for development and conformance ru
 app.add_typer(keys_app, name="keys")
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(peers_app, name="peers")
+from gateway.commands.adapters import app as adapters_app  # noqa: E402
+
+app.add_typer(adapters_app, name="adapters")
 
 
 @app.callback()
@@ -379,6 +382,23 @@ def orgs_charset(org: str = typer.Argument(...), charset: str = typer.Argument(
         raise typer.Exit(1) from None
     _orgs(lambda reg: reg.set_charset(org, codec))
     typer.echo(f"{org}: {codec}")
+
+
+@orgs_app.command("adapter")
+def orgs_adapter(org: str = typer.Argument(...), adapter: str = typer.Argument(
+        ..., help="an adapter id (gateway adapters list); '-' for the standard mapping")) -> None:
+    """Read an organisation's input (HL7 v2 over MLLP, vendor bodies over HTTP) with an adapter."""
+    from adapters.sdk.registry import adapters
+
+    if adapter != "-" and adapter not in adapters():
+        typer.echo(f"no adapter {adapter!r}; known: {', '.join(sorted(adapters()))}", err=True)
+        raise typer.Exit(1)
+    try:
+        _orgs(lambda reg: reg.set_adapter(org, "" if adapter == "-" else adapter))
+    except KeyError as exc:
+        typer.echo(str(exc.args[0]), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{org}: {adapter}")
 
 
 @peers_app.command("regional")

@@ -47,6 +47,7 @@ class Envelope:
     received_at: datetime
     raw: bytes = b""
     content_type: str = "application/json"
+    adapter: str = ""  # the adapter that reads ``raw`` (adapters/); empty: canonical JSON / standard v2
     credentials: str | None = None
     sender: Sender | None = None
     message: Any = None  # the parsed native message (e.g. gateway.hl7.message.Message)

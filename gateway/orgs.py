@@ -1,7 +1,7 @@
 """The organisation registry: hospitals the gateway knows, their names, the facility
 names they may send under (HL7 MSH-4 aliases), and their default character set.
 
-    gw:org:{code}        hash   name, charset
+    gw:org:{code}        hash   name, charset, adapter
     gw:orgalias:{alias}  string the organisation code an MSH-4 alias stands for
 """
 
@@ -20,6 +20,7 @@ class Org:
     code: str
     name: str
     charset: str = ""  # default for HL7 messages with an empty MSH-18
+    adapter: str = ""  # the adapter (adapters/) that reads what it sends; empty: the standard ones
 
 
 class OrgRegistry:
@@ -35,16 +36,24 @@ class OrgRegistry:
     def set_charset(self, code: str, charset: str) -> None:
         self.r.hset(f"gw:org:{code}", "charset", charset)
 
+    def set_adapter(self, code: str, adapter: str) -> None:
+        """The adapter that reads this organisation's input ("" for the standard mapping)."""
+        if not self.r.exists(f"gw:org:{code}"):
+            raise KeyError(f"organisation {code} is not registered")
+        self.r.hset(f"gw:org:{code}", "adapter", adapter)
+        self._cache.clear()
+
     def add_alias(self, code: str, alias: str) -> None:
         if not self.r.exists(f"gw:org:{code}"):
             raise KeyError(f"organisation {code} is not registered")
         self.r.set(f"gw:orgalias:{alias}", code)
 
     def get(self, code: str) -> Org | None:
-        fields = self.r.hmget(f"gw:org:{code}", "name", "charset")
+        fields = self.r.hmget(f"gw:org:{code}", "name", "charset", "adapter")
         if fields[0] is None:
             return None
-        return Org(code, fields[0].decode(), (fields[1] or b"").decode())
+        return Org(code, fields[0].decode(), (fields[1] or b"").decode(),
+                   (fields[2] or b"").decode())
 
     def by_facility(self, facility: str) -> Org | None:
         """The organisation an MSH-4 facility names: its own code, or one of its aliases."""
@@ -70,3 +79,6 @@ class StaticOrgs:
 
     def by_facility(self, facility: str) -> Org | None:
         return self._orgs.get(facility)
+
+    def get(self, code: str) -> Org | None:
+        return self._orgs.get(code)

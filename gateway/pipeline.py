@@ -16,6 +16,7 @@ from typing import Any
 from gateway.envelope import Envelope
 from gateway.settings import Settings
 from gateway.stages import (
+    adapt,
     identify,
     ingest,
     ingest_v2,
@@ -49,6 +50,11 @@ HTTP_PIPELINE: tuple[Stage, ...] = (
 # HL7 v2 over MLLP (and v2 files): the sender is MSH-4, the rules in adapters/hl7v2/ map.
 MLLP_PIPELINE: tuple[Stage, ...] = (
     ingest_v2.run, parse_v2.run, identify.run, translate.run, render.run, validate.run, route.run,
+)
+# Vendor formats read by an adapter (adapters/): `POST /v1/visits?adapter=ID`, or the
+# hospital's configured adapter; `POST /v1/batches` runs HTTP_PIPELINE for each visit read.
+ADAPTER_PIPELINE: tuple[Stage, ...] = (
+    ingest.run, adapt.run, identify.run, translate.run, render.run, validate.run, route.run,
 )
 
 # `gateway convert`: offline, short of queueing (JSON, and HL7 v2 sent by a given organisation).

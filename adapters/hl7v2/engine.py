@@ -12,22 +12,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
 from typing import Any
 
 from adapters.hl7v2 import functions
-from adapters.hl7v2.rules import (
-    FieldRule,
-    MessageRule,
-    datatypes,
-    message_rules,
-    segment_rules,
-)
+from adapters.hl7v2.rules import FieldRule, MessageRule, RuleSet, datatypes, standard
 
-# Fields that are structure, not content: what the protocol layer reads in MSH (separators,
-# type, control id, version, charset) and the set ids that only number repeated segments.
-PROTOCOL_FIELDS = {"MSH": {1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 18}, "PID": {1}, "PV1": {1},
-                   "DG1": {1}, "OBR": {1}, "OBX": {1}, "FT1": {1}}
+# Fields that are structure, not content (what the protocol layer reads in MSH, the set ids
+# that only number repeated segments) are listed per rule set: ``RuleSet.protocol``.
 DEFAULT_OFFSET = timezone(timedelta(hours=8))
 
 
@@ -44,6 +35,7 @@ class Mapped:
     unread: list[str] = field(default_factory=list)
     z_segments: list[Any] = field(default_factory=list)
     members: dict[str, list[str]] = field(default_factory=dict)  # list item → its segments
+    rules: RuleSet | None = None
 
     def hl7_path(self, canonical_path: str) -> str | None:
         """The HL7 path a canonical path came from — or, for a value that is missing, the
@@ -57,11 +49,11 @@ class Mapped:
             if path in self.provenance:
                 rest = canonical_path[len(path):].lstrip(".")
                 for segment in self.members.get(path, ()):  # an item: one of its segments
-                    source = _sources().get((segment.split("[")[0], rest))
+                    source = _sources(self.rules or standard()).get((segment.split("[")[0], rest))
                     if source:
                         return segment + source[source.index("-"):]
                 return self.provenance[path]
-        source = _sources().get((None, canonical_path))
+        source = _sources(self.rules or standard()).get((None, canonical_path))
         return source
 
 
@@ -137,14 +129,19 @@ def _set(root: dict[str, Any], path: str, value: Any) -> str:
     return ".".join(concrete)
 
 
-@lru_cache
-def _sources() -> dict[tuple[str | None, str], str]:
+_SOURCES: dict[int, dict[tuple[str | None, str], str]] = {}
+
+
+def _sources(ruleset: RuleSet) -> dict[tuple[str | None, str], str]:
     """Where each canonical path comes from, by the rules: (segment of a list item or None
     for the visit itself, path) → "SEG-n[.c]". For naming the field of a missing value."""
+    if id(ruleset) in _SOURCES:
+        return _SOURCES[id(ruleset)]
     types = datatypes()
-    item_segments = {s.name for r in message_rules().values() for s in r.segments if s.into}
+    item_segments = {s.name for r in ruleset.messages.values() for s in r.segments if s.into}
     out: dict[tuple[str | None, str], str] = {}
-    for seg, rules in segment_rules().items():
+    _SOURCES[id(ruleset)] = out
+    for seg, rules in ruleset.segments.items():
         owner = seg if seg in item_segments else None
         for rule in rules:
             targets = rule.to.items() if isinstance(rule.to, dict) else [(None, rule.to)]
@@ -158,15 +155,16 @@ def _sources() -> dict[tuple[str | None, str], str]:
 
 
 class _Run:
-    def __init__(self, msg: Any, rule: MessageRule, sender_org: str):
+    def __init__(self, msg: Any, rule: MessageRule, sender_org: str, ruleset: RuleSet):
         self.msg = msg
         self.rule = rule
         self.sender_org = sender_org
-        self.out = Mapped(rule=rule, data={})
+        self.ruleset = ruleset
+        self.out = Mapped(rule=rule, data={}, rules=ruleset)
         self.read: set[tuple[str, int, int]] = set()  # (segment, occurrence, field)
         self.current: dict[str, int] = {}  # list name → index of its current item
         self.types = datatypes()
-        self.fields = segment_rules()
+        self.fields = ruleset.segments
 
     def issue(self, where: str, code: str, text: str) -> None:
         self.out.issues.append((where, code, text))
@@ -189,7 +187,7 @@ class _Run:
             if srule.required and srule.name not in seen:
                 self.issue(srule.name, "100", f"required segment {srule.name} is missing")
         if self.rule.finish:
-            functions.FINISH[self.rule.finish](self.out.data, self.out.provenance,
+            self.ruleset.finish[self.rule.finish](self.out.data, self.out.provenance,
                                                self.out.members)
         return self.out
 
@@ -246,7 +244,7 @@ class _Run:
                 continue
             if ctx is None and (frule.use or frule.when):
                 ctx = self.context(seg, n, item)
-            if frule.when and not functions.WHEN[frule.when](values, ctx):
+            if frule.when and not self.ruleset.when[frule.when](values, ctx):
                 continue
             produced |= self.assign(frule, values, ctx, item, prefix, where)
         if not produced:
@@ -288,7 +286,7 @@ class _Run:
             value: Any = frule.constant
         elif frule.use:
             try:
-                value = functions.USE[frule.use](values, ctx)
+                value = self.ruleset.use[frule.use](values, ctx)
             except functions.MappingProblem as exc:
                 self.issue(where, "102", f"{where}: {exc}")
                 return True
@@ -311,18 +309,20 @@ class _Run:
         return True
 
     def note_unread(self, seg: Any, n: int) -> None:
-        protocol = PROTOCOL_FIELDS.get(seg.name, ())
+        protocol = self.ruleset.protocol.get(seg.name, ())
         read = self.read
         for number in seg.present():
             if number not in protocol and (seg.name, n, number) not in read:
                 self.out.unread.append(f"{seg.name}[{n}]-{number}" if n > 1 else f"{seg.name}-{number}")
 
 
-def map_message(msg: Any, *, sender_org: str) -> Mapped:
-    """Map a parsed v2 message with the rules for its type. Raises UnsupportedMessage."""
+def map_message(msg: Any, *, sender_org: str, rules: RuleSet | None = None) -> Mapped:
+    """Map a parsed v2 message with the rules for its type (the standard rules, or a
+    dialect's overlay). Raises UnsupportedMessage."""
+    ruleset = rules or standard()
     key = f"{msg.message_type}^{msg.trigger}"
-    rule = message_rules().get(key)
+    rule = ruleset.messages.get(key)
     if rule is None:
         raise UnsupportedMessage(
-            f"message type {key} is not supported; supported: {', '.join(sorted(message_rules()))}")
-    return _Run(msg, rule, sender_org).run()
+            f"message type {key} is not supported; supported: {', '.join(sorted(ruleset.messages))}")
+    return _Run(msg, rule, sender_org, ruleset).run()

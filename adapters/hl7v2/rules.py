@@ -12,6 +12,11 @@ them (see ``FIELDS.md`` for the table they implement):
                            [[segment]] name, required, into, joins, inherit
 
 ``use``, ``when`` and ``finish`` name Python functions in ``functions.py``.
+
+A dialect adapter adds an *overlay*: a folder with its own ``messages/`` and ``segments/``
+(e.g. vendor Z-segments) and a few more named functions; :func:`overlay` merges them over
+the standard rules into one :class:`RuleSet` (an overlay's message file replaces the
+standard one for the same message type).
 """
 
 from __future__ import annotations
@@ -105,9 +110,13 @@ def datatypes() -> dict[str, dict[str, Component]]:
 
 @lru_cache
 def segment_rules() -> dict[str, tuple[FieldRule, ...]]:
+    return _segment_rules(HERE)
+
+
+def _segment_rules(root: Path) -> dict[str, tuple[FieldRule, ...]]:
     types = datatypes()
     out: dict[str, tuple[FieldRule, ...]] = {}
-    for path in sorted((HERE / "segments").glob("*.toml")):
+    for path in sorted((root / "segments").glob("*.toml")):
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
         name = raw["segment"]
         rules = []
@@ -139,8 +148,12 @@ def segment_rules() -> dict[str, tuple[FieldRule, ...]]:
 
 @lru_cache
 def message_rules() -> dict[str, MessageRule]:
+    return _message_rules(HERE)
+
+
+def _message_rules(root: Path) -> dict[str, MessageRule]:
     out: dict[str, MessageRule] = {}
-    for path in sorted((HERE / "messages").glob("*.toml")):
+    for path in sorted((root / "messages").glob("*.toml")):
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
         _check(set(raw), MESSAGE_KEYS, path.name)
         segs = []
@@ -157,3 +170,45 @@ def message_rules() -> dict[str, MessageRule]:
         for m in rule.messages:
             out[m] = rule
     return out
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Everything the engine maps with: message and segment rules, the named functions they
+    may refer to, and the fields that are protocol (never reported as unread)."""
+
+    messages: dict[str, MessageRule]
+    segments: dict[str, tuple[FieldRule, ...]]
+    use: dict[str, Any]
+    when: dict[str, Any]
+    finish: dict[str, Any]
+    protocol: dict[str, frozenset[int]]
+
+
+@lru_cache
+def standard() -> RuleSet:
+    from adapters.hl7v2 import functions
+
+    protocol = {"MSH": frozenset({1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 18}),
+                **{s: frozenset({1}) for s in ("PID", "PV1", "DG1", "OBR", "OBX", "FT1")}}
+    return RuleSet(message_rules(), segment_rules(), dict(functions.USE), dict(functions.WHEN),
+                   dict(functions.FINISH), protocol)
+
+
+def overlay(root: Path, *, use: dict[str, Any] | None = None, when: dict[str, Any] | None = None,
+            protocol: dict[str, set[int]] | None = None) -> RuleSet:
+    """The standard rules with ``root/messages`` and ``root/segments`` laid over them."""
+    base = standard()
+    segments = {**base.segments, **_segment_rules(root)}
+    messages = {**base.messages, **_message_rules(root)}
+    use_all, when_all = {**base.use, **(use or {})}, {**base.when, **(when or {})}
+    for seg, rules in segments.items():
+        for r in rules:
+            if r.use and r.use not in use_all:
+                raise RuleError(f"segment {seg}: {r.source} uses unknown function {r.use!r}")
+            if r.when and r.when not in when_all:
+                raise RuleError(f"segment {seg}: {r.source} has unknown condition {r.when!r}")
+    prot = dict(base.protocol)
+    for seg, numbers in (protocol or {}).items():
+        prot[seg] = prot.get(seg, frozenset()) | frozenset(numbers)
+    return RuleSet(messages, segments, use_all, when_all, dict(base.finish), prot)

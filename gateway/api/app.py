@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import errors, metrics, store
+from gateway.api.adapters import router as adapters_router
 from gateway.api.identity import router as identity_router
 from gateway.api.terminology import router as terminology_router
 from gateway.apikeys import KeyStore
@@ -32,7 +33,7 @@ from gateway.identity.empi import Empi
 from gateway.jsonio import dumps
 from gateway.logging import get_logger
 from gateway.orgs import OrgRegistry
-from gateway.pipeline import HTTP_PIPELINE, Context, run
+from gateway.pipeline import ADAPTER_PIPELINE, HTTP_PIPELINE, Context, run
 from gateway.settings import Settings
 from gateway.visit import OutpatientVisit
 from terminology.local_maps import LocalMaps
@@ -153,11 +154,11 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
             raise errors.unauthorized()
         return sender
 
-    async def _process(env: Envelope) -> Envelope:
+    async def _process(env: Envelope, stages=HTTP_PIPELINE) -> Envelope:
         """Run the pipeline (CPU-bound, on the event loop), then commit its outbox; while
         Redis syncs the append-only file, other requests proceed."""
         try:
-            env = run(HTTP_PIPELINE, env, ctx)
+            env = run(stages, env, ctx)
         except GatewayError as err:
             reason = errors.error_code(err.outcome)
             metrics.REJECTED.labels(reason).inc()
@@ -182,17 +183,22 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
             received_at=datetime.now(timezone.utc),
             content_type=request.headers.get("content-type", "application/json"),
             credentials=_bearer(request),
+            adapter=request.query_params.get("adapter", ""),
         )
         if not env.credentials:
             raise errors.unauthorized("no API key: send `Authorization: Bearer <key>`")
         env = env.with_(raw=await _read_body(request, settings.max_body_bytes))
-        env = await _process(env)
+        ctype = env.content_type.split(";")[0].strip().lower()
+        vendor = env.adapter or ctype not in ("application/json", "application/x-ndjson", "")
+        env = await _process(env, ADAPTER_PIPELINE if vendor else HTTP_PIPELINE)
         metrics.ACCEPTED.labels(env.visit.org.code).inc()
         metrics.INGEST_LATENCY.observe(time.perf_counter() - started)
         status = "needs-mapping" if env.held else "queued" if env.destinations else "accepted"
         body = {"tracking_id": env.tracking_id, "status": status,
                 "person_id": env.identity.person_id,
                 "links": {"self": f"/v1/visits/{env.tracking_id}"}}
+        if env.adapter:  # what the vendor's mapping did not read
+            body["adapter"], body["unread"] = env.adapter, list(env.unread)
         warnings = list(env.warnings) + list(env.translated.unmapped if env.translated else ())
         if warnings:
             body["outcome"] = errors.outcome(warnings)
@@ -212,6 +218,7 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
 
     app.include_router(identity_router(ctx, _authenticate, respond))
     app.include_router(terminology_router(ctx, _authenticate, respond))
+    app.include_router(adapters_router(ctx, _authenticate, respond, _process, ar))
 
     schema = OutpatientVisit.model_json_schema()
     app.openapi_schema = None

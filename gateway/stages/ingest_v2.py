@@ -65,4 +65,5 @@ def run(env: Envelope, ctx) -> Envelope:
     if msg.control_id and ctx.redis is not None and ctx.redis.exists(
             seen_key(org.code, msg.control_id)):
         raise Duplicate(msg.control_id)
-    return env.with_(sender=Sender(org=org.code, key_name=org.name), message=msg)
+    return env.with_(sender=Sender(org=org.code, key_name=org.name), message=msg,
+                     adapter=env.adapter or org.adapter)

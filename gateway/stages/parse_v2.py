@@ -1,11 +1,13 @@
 """Parse for HL7 v2: the message → the canonical visit through the declarative rules in
-``adapters/hl7v2/`` (see its FIELDS.md). Errors name HL7 paths (``PID-3[2].1``)."""
+``adapters/hl7v2/`` (see its FIELDS.md), or a v2 dialect adapter's overlay of them when the
+sender is configured for one. Errors name HL7 paths (``PID-3[2].1``, ``ZFE[2]-5``)."""
 
 from __future__ import annotations
 
 from pydantic import ValidationError
 
 from adapters.hl7v2.engine import UnsupportedMessage, map_message
+from adapters.sdk.registry import v2_mapper
 from gateway import errors
 from gateway.envelope import Envelope
 from gateway.visit import OutpatientVisit
@@ -16,7 +18,8 @@ _V2_CODE = {"required": "101", "code-invalid": "103", "too-long": "104"}
 def run(env: Envelope, ctx) -> Envelope:
     msg = env.message
     try:
-        mapped = map_message(msg, sender_org=env.sender.org)
+        mapper = v2_mapper(env.adapter) if env.adapter else map_message
+        mapped = mapper(msg, sender_org=env.sender.org)
     except UnsupportedMessage as exc:
         raise errors.GatewayError.of(str(exc), "MSH-9", code="not-supported", error_code="2012",
                                      v2_code="200", status=400) from None
