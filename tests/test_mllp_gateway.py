@@ -138,6 +138,19 @@ def test_ack_is_in_the_senders_charset(v2gw):
     assert "门诊".encode("gb18030") in ack_bytes and "门诊".encode("utf-8") not in ack_bytes
 
 
+def test_ae_is_in_the_senders_default_charset_when_msh18_is_empty(v2gw):
+    v2gw.cli("orgs", "charset", ORG, "GBK")
+    raw = _msg("adt_a04_gb18030").replace(b"|GB 18030-2000", b"|", 1)
+    raw = raw.replace("|O|".encode("gbk"), "|门诊|".encode("gbk"), 1)
+
+    async def go():
+        async with MLLPClient("127.0.0.1", v2gw.mllp_port, timeout=15) as client:
+            return await client.send(_with_control_id(raw, "GBKNAK"))
+    ack_bytes = asyncio.run(go())
+    assert "门诊".encode("gbk") in ack_bytes and "门诊".encode("utf-8") not in ack_bytes
+    assert "MSA|AE|GBKNAK" in ack_bytes.decode("gbk")
+
+
 def test_malformed_input_gets_the_right_answer_and_the_listener_keeps_serving(v2gw):
     port = v2gw.mllp_port
     replies = {}

@@ -19,7 +19,7 @@ from gateway.errors import GatewayError
 from gateway.hl7.ack import AckError, build_ack
 from gateway.hl7.mllp import MLLPServer, Peer
 from gateway.logging import get_logger
-from gateway.pipeline import MLLP_PIPELINE, Context, run
+from gateway.pipeline import MLLP_PIPELINE, Context
 from gateway.stages.ingest_v2 import Duplicate, facility
 
 log = get_logger(__name__)
@@ -78,7 +78,8 @@ class V2Listener:
                        content_type="application/hl7-v2")
         code, problems = "AA", []
         try:
-            env = run(MLLP_PIPELINE, env, self.ctx)
+            for stage in MLLP_PIPELINE:  # stage by stage: a later rejection still has the
+                env = stage(env, self.ctx)  # parsed header, so its ACK is in the sender's charset
             await store.commit_async(self.ar, env.outbox)
             metrics.ACCEPTED.labels(env.sender.org).inc()
         except Duplicate:
