@@ -40,6 +40,8 @@ def run(env: Envelope, ctx) -> Envelope:
         person_id=env.identity.person_id, received_at=env.received_at.isoformat(),
         payloads=payloads, shards=ctx.settings.delivery_shards, ttl=ctx.settings.record_ttl,
     )
+    if env.visit.fees:  # kept for settlement at the cashier (gateway/insurance)
+        box = box.with_hash_fields((box.record_key, "canonical", env.visit.to_json()))
     if held:
         box = store.hold(box, org=env.visit.org.code, tid=env.tracking_id, dests=held,
                          item={"event": env.event, "received_at": env.received_at.isoformat(),

@@ -1,0 +1,535 @@
+"""Real-time outpatient settlement for a submitted visit: the orchestration.
+
+    preview  → 1101 person → [eligibility] → 2201 register → 2203 visit → 2204 fees → 2206
+    settle   → the same steps when not yet done → 2207
+    cancel   → 2208
+
+State-changing messages (2201, 2203, 2204, 2207, 2208, 2601) get a msgid that is written to
+the visit's state *before* sending; a message without an answer is re-sent under the same
+msgid (the platform answers a msgid once and replays that answer), so a retry never
+registers, uploads or charges twice.
+
+Unknown outcome of a 2207 (timeout, connection cut, 5xx):
+1. re-send the same 2207 (same msgid) up to three times: the answer, whether it was
+   processed the first time or now, decides — settled, or refused;
+2. still no answer: reverse it with 2601 (``omsgid`` = the 2207's msgid; the platform also
+   refuses a late-arriving original). Reversed: nothing was charged, the cashier gets a
+   retryable 503;
+3. the 2601 gets no answer either: the visit's status becomes ``unknown`` (listed in
+   ``gw:ins:unknown``) and the cashier gets a 503 saying so. The next request for the visit
+   (preview, settle, cancel), or ``gateway insurance resolve``, finishes the resolution:
+   the 2601 is re-sent under its msgid (or, when none was sent, the 2207) until answered.
+Never a double charge (one 2207 msgid per attempt, reversed before another is sent),
+never a silent loss (an unanswered attempt stays recorded until resolved).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway import errors, store
+from gateway.errors import GatewayError
+from gateway.identifiers import CardType, card_system, org_scoped
+from gateway.insurance import envelope, fhir
+from gateway.insurance.client import NhsaClient, Refused, Unknown
+from gateway.insurance.eligibility import (
+    NoRealtime,
+    REASONS,
+    check_visit,
+    from_insurer,
+    is_family_planning,
+)
+from gateway.insurance.envelope import Answer
+from gateway.insurance.money import apportion, money, totals
+from gateway.insurance.state import State, fingerprint, idempotent
+from gateway.jsonio import dumps
+from gateway.logging import get_logger
+from gateway.visit import OutpatientVisit, VisitType
+from terminology.local_maps import hospital_first
+
+log = get_logger(__name__)
+ATTEMPTS = 3
+
+
+class SettlementRequest(BaseModel):
+    """What the cashier adds to the visit (all optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+    acct_used_flag: bool = Field(False, description="pay the self-pay part from the personal account")
+    drugs_bought_outside: bool = Field(False, description="the drugs were bought outside (外购药)")
+    invono: str = Field("", max_length=20, description="invoice number")
+
+
+@dataclass(frozen=True)
+class VisitRef:
+    tid: str
+    org: str
+    person_id: str
+    visit: OutpatientVisit
+
+    @property
+    def fixmedins(self) -> str:
+        return envelope.fixmedins_code(self.org)
+
+
+def _ts(value: datetime) -> str:
+    return f"{value.astimezone(envelope.CHINA):%Y-%m-%d %H:%M:%S}"
+
+
+def _refusal(ans: Answer) -> GatewayError:
+    return GatewayError.of(f"the insurer refused {ans.infno}: {ans.err_msg} (infcode {ans.infcode})",
+                           f"insurer.{ans.infno}", code="business-rule", error_code="8010",
+                           status=422)
+
+
+def _unreachable(text: str, error_code: str = "8011") -> GatewayError:
+    return GatewayError.of(text, "insurer", code="transient", error_code=error_code, status=503)
+
+
+class Settlements:
+    def __init__(self, ctx: Any):
+        self.s, self.r = ctx.settings, ctx.redis
+        self.cards, self.maps = ctx.card_status, ctx.local_maps
+        self.state = State(self.r, ctx.settings.record_ttl)
+        self.client = NhsaClient(ctx.settings, self.r) if ctx.settings.insurance_url else None
+
+    # -- entry points ---------------------------------------------------------------------
+    def run(self, op: str, tid: str, org: str, req: SettlementRequest | None,
+            key: str | None) -> tuple[int, Any, bool]:
+        if self.client is None:
+            raise GatewayError.of("no insurance center is configured (GATEWAY_INSURANCE_URL); "
+                                  "settle at the insurance office", "insurer", code="transient",
+                                  error_code="8001", status=503)
+        ref = self._visit(tid, org)
+        req = req or SettlementRequest()
+        fn = {"preview": self._preview, "settle": self._settle, "cancel": self._cancel}[op]
+
+        def guarded() -> tuple[int, Any]:
+            with self.state.locked(tid):
+                try:
+                    return fn(ref, req, key)
+                except Refused as exc:  # sign-in refused
+                    raise _unreachable(f"the insurer refused sign-in (9001): {exc.answer.err_msg}") from None
+
+        return idempotent(self.r, org, key, fingerprint(op, tid, req.model_dump()), guarded)
+
+    def view(self, tid: str, org: str) -> dict[str, Any]:
+        self._visit(tid, org)
+        st = self.state.read(tid)
+        if not st:
+            raise errors.not_found(f"visit {tid!r} has no settlement yet")
+        out: dict[str, Any] = {"tracking_id": tid, "status": st.get("status", "")}
+        for name in ("psn_no", "insutype", "mdtrt_id", "chrg_bchno", "setl_id"):
+            if st.get(name):
+                out[name] = st[name]
+        for name in ("settlement", "preview", "reversal", "manual"):
+            if st.get(name):
+                out[name] = orjson.loads(st[name])
+        if st.get("fhir"):
+            out["fhir_tracking_ids"] = orjson.loads(st["fhir"])
+        return out
+
+    def cumulative(self, tid: str, org: str) -> dict[str, Any]:
+        ref = self._visit(tid, org)
+        st = self.state.read(tid)
+        if not st.get("psn_no") or self.client is None:
+            raise errors.not_found("the visit has no insured person yet: preview it first")
+        ans = self._send(ref, st, "5206", {"data": {"psn_no": st["psn_no"],
+                                                     "cum_ym": f"{ref.visit.visit_time:%Y%m}"}})
+        if not ans.ok:
+            raise _refusal(ans)
+        return {"psn_no": st["psn_no"], **ans.output}
+
+    def resolve(self, tid: str) -> str:
+        """Finish an unknown outcome (``gateway insurance resolve``); the status after."""
+        raw = self.r.hmget(store.visit_key(tid), "org")
+        ref = self._visit(tid, (raw[0] or b"").decode())
+        with self.state.locked(tid):
+            st = self.state.read(tid)
+            if st.get("status") in ("settling", "unknown"):
+                try:
+                    st = self._resolve(ref, st)
+                except GatewayError:
+                    pass
+            return self.state.read(tid).get("status", "")
+
+    # -- the visit ----------------------------------------------------------------------------
+    def _visit(self, tid: str, org: str) -> VisitRef:
+        owner, person, canonical = self.r.hmget(store.visit_key(tid), "org", "person", "canonical")
+        if owner is None or owner.decode() != org:
+            raise errors.not_found(f"no visit with tracking id {tid!r} for this organisation")
+        if canonical is None:
+            raise GatewayError.of("this visit has no fee lines to settle", "fees",
+                                  code="business-rule", error_code="8005", status=422)
+        visit = OutpatientVisit.model_validate_json(canonical)
+        return VisitRef(tid, org, person.decode(), visit)
+
+    def _national_codes(self, ref: VisitRef) -> dict[str, str]:
+        codes, issues = {}, []
+        system = org_scoped(ref.org, "fee-item")
+        for i, fee in enumerate(ref.visit.fees):
+            code = fee.national_code
+            if not code:
+                t = hospital_first(self.maps, ref.org, "fee-item", system, fee.item_code)
+                code = t.code if t else None
+            if code:
+                codes[fee.line_no] = code
+            else:
+                issues.append(errors.issue(
+                    f"fee item {fee.item_code!r} has no national list code: import the "
+                    f"hospital's fee-item map (gateway terminology import --org {ref.org} "
+                    "--map fee-item FILE.csv)", f"fees[{i}].item_code", code="code-invalid",
+                    error_code="8006"))
+        if issues:
+            raise GatewayError(errors.outcome(issues), status=422)
+        return codes
+
+    def _card_statuses(self, visit: OutpatientVisit) -> dict[int, str]:
+        pairs = []
+        for c in visit.patient.cards:
+            issuer = c.issuer or (visit.org.code if c.type is CardType.HOSPITAL_CARD else None)
+            pairs.append((card_system(c.type, issuer), c.value))
+        today = datetime.now(envelope.CHINA).date() if self.cards else date.today()
+        found = self.cards.get_many(pairs, today) if self.cards else []
+        return {i: st.status for i, st in enumerate(found) if st is not None}
+
+    @staticmethod
+    def _cert(visit: OutpatientVisit) -> dict[str, str]:
+        by = {c.type: c.value for c in visit.patient.cards}
+        if CardType.SSC_CARD_NO in by or CardType.SSC_CARD_ID in by:
+            cert_type, cert_no = "03", by.get(CardType.SSC_CARD_NO) or by[CardType.SSC_CARD_ID]
+        else:
+            cert_type, cert_no = "01", by.get(CardType.NHSA_EVOUCHER, "")
+        return {"mdtrt_cert_type": cert_type, "mdtrt_cert_no": cert_no,
+                "card_sn": by.get(CardType.SSC_CARD_ID, ""), "begntime": _ts(visit.visit_time),
+                "psn_cert_type": "01" if CardType.CITIZEN_ID in by else "",
+                "certno": by.get(CardType.CITIZEN_ID, ""), "psn_name": visit.patient.name}
+
+    # -- talking to the insurer -----------------------------------------------------------------
+    def _send(self, ref: VisitRef, st: dict[str, str], infno: str, input_: dict[str, Any],
+              field: str | None = None) -> Answer:
+        """Send; with ``field``, under the msgid kept there (created and saved first)."""
+        msgid = st.get(field) if field else None
+        if field and not msgid:
+            msgid = self.client.new_msgid(ref.fixmedins)
+            self.state.save(ref.tid, st, **{field: msgid})
+        last: Exception | None = None
+        for attempt in range(ATTEMPTS):
+            try:
+                return self.client.call(infno, input_, fixmedins=ref.fixmedins,
+                                        name=ref.visit.org.name, msgid=msgid,
+                                        insuplc_admdvs=st.get("insuplc_admdvs", ""))
+            except Unknown as exc:
+                last = exc
+                log.warning("no answer from the insurer", infno=infno, tracking_id=ref.tid,
+                            attempt=attempt + 1, error=str(exc))
+                time.sleep(0.1 * (attempt + 1))
+        raise Unknown(str(last))
+
+    def _step(self, ref: VisitRef, st: dict[str, str], infno: str, input_: dict[str, Any]) -> Answer:
+        """A preparation step: no answer → a retryable error (its msgid is kept for the retry);
+        an answer → the msgid has served."""
+        field = f"msgid:{infno}"
+        try:
+            ans = self._send(ref, st, infno, input_, field)
+        except Unknown:
+            raise _unreachable(f"the insurer did not answer {infno}; nothing was charged; "
+                               "retry (the same message will be re-sent)") from None
+        self.state.drop(ref.tid, st, field)
+        if not ans.ok:
+            self._refused(ans)
+        return ans
+
+    @staticmethod
+    def _refused(ans: Answer) -> None:
+        reason = from_insurer(ans.err_msg)
+        if reason:
+            raise NoRealtime(reason, f"insurer.{ans.infno}", ans.err_msg)
+        raise _refusal(ans)
+
+    def _prepare(self, ref: VisitRef, st: dict[str, str], req: SettlementRequest) -> dict[str, str]:
+        visit = ref.visit
+        check_visit(visit, self._card_statuses(visit), drugs_bought_outside=req.drugs_bought_outside)
+        codes = self._national_codes(ref)
+        cert = self._cert(visit)
+        try:
+            ans = self._send(ref, st, "1101", {"data": cert})
+        except Unknown:
+            raise _unreachable("the insurer did not answer 1101 (person info); retry") from None
+        if not ans.ok:
+            self._refused(ans)
+        base, insuinfo = ans.output.get("baseinfo") or {}, ans.output.get("insuinfo") or []
+        types = {str(i.get("insutype")): i for i in insuinfo}
+        if not types:
+            raise NoRealtime("NOT_INSURED", "insurer.1101", "no insurance type in force")
+        if is_family_planning(visit):
+            if "510" not in types:
+                raise NoRealtime("FAMILY_PLANNING_NO_MATERNITY", "diagnoses")
+            insutype, med_type = "510", "51"
+        else:
+            wanted = visit.payment.insurance_type if visit.payment else None
+            insutype = wanted if wanted in types else next((t for t in types if t != "510"), "")
+            if not insutype:
+                raise NoRealtime("NOT_INSURED", "payment.insurance_type", "only maternity insurance")
+            med_type = "13" if visit.visit_type is VisitType.EMERGENCY else "11"
+        if st.get("psn_no") and st["psn_no"] != base.get("psn_no"):
+            raise GatewayError.of("the insurer identifies this visit's patient differently than "
+                                  "when it was registered", "patient.cards", code="conflict",
+                                  error_code="8007", status=409)
+        self.state.save(ref.tid, st, psn_no=str(base.get("psn_no", "")), insutype=insutype,
+                        med_type=med_type, insuplc_admdvs=str(types[insutype].get("insuplc_admdvs", "")),
+                        mdtrt_cert_type=cert["mdtrt_cert_type"], mdtrt_cert_no=cert["mdtrt_cert_no"],
+                        chrg_bchno=st.get("chrg_bchno") or f"{ref.tid[:12]}{ref.tid[-12:]}")
+        psn_no = st["psn_no"]
+        if not st.get("mdtrt_id") or st.get("mdtrt_insutype") != insutype:
+            ans = self._step(ref, st, "2201", {"data": {
+                "psn_no": psn_no, "insutype": insutype, "begntime": _ts(visit.visit_time),
+                "mdtrt_cert_type": cert["mdtrt_cert_type"], "mdtrt_cert_no": cert["mdtrt_cert_no"],
+                "ipt_otp_no": visit.visit_no, "atddr_no": visit.doctor.code,
+                "dr_name": visit.doctor.name, "dept_code": visit.department.code,
+                "dept_name": visit.department.name, "caty": visit.department.code}})
+            self.state.save(ref.tid, st, mdtrt_id=str(ans.output["data"]["mdtrt_id"]),
+                            mdtrt_insutype=insutype)
+            self.state.drop(ref.tid, st, "done:2203", "done:2204", "fees")
+        mdtrt_id = st["mdtrt_id"]
+        primary = next((d for d in visit.diagnoses if d.primary), visit.diagnoses[0] if visit.diagnoses else None)
+        if not st.get("done:2203"):
+            self._step(ref, st, "2203", {
+                "mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": psn_no, "med_type": med_type,
+                              "begntime": _ts(visit.visit_time),
+                              "main_cond_dscr": visit.chief_complaint or "",
+                              "dise_codg": primary.code if primary else "",
+                              "dise_name": primary.name if primary else ""},
+                "diseinfo": [{"diag_type": "1", "diag_srt_no": str(n), "diag_code": d.code,
+                              "diag_name": d.name, "diag_dept": visit.department.code,
+                              "dise_dor_no": visit.doctor.code, "dise_dor_name": visit.doctor.name,
+                              "diag_time": _ts(visit.visit_time), "vali_flag": "1"}
+                             for n, d in enumerate(visit.diagnoses, start=1)]})
+            self.state.save(ref.tid, st, **{"done:2203": "1"})
+        if not st.get("done:2204"):
+            ans = self._step(ref, st, "2204", {"feedetail": [{
+                "feedetl_sn": f.line_no, "mdtrt_id": mdtrt_id, "psn_no": psn_no,
+                "chrg_bchno": st["chrg_bchno"], "dise_codg": primary.code if primary else "",
+                "rxno": "", "rx_circ_flag": "0", "fee_ocur_time": _ts(visit.visit_time),
+                "med_list_codg": codes[f.line_no], "medins_list_codg": f.item_code,
+                "det_item_fee_sumamt": str(money(f.amount)), "cnt": str(f.quantity),
+                "pric": str(f.unit_price), "bilg_dept_codg": visit.department.code,
+                "bilg_dr_codg": visit.doctor.code, "hosp_appr_flag": "1",
+                "med_chrgitm_type": f.category} for f in visit.fees]})
+            self.state.save(ref.tid, st, fees=ans.output.get("result") or [], **{"done:2204": "1"})
+        st["codes"] = orjson.dumps(codes).decode()
+        return st
+
+    def _setl_input(self, ref: VisitRef, st: dict[str, str], req: SettlementRequest) -> dict[str, Any]:
+        rows = orjson.loads(st["fees"])
+        def total(name: str) -> str:
+            return str(sum((money(r.get(name, "0")) for r in rows), money(0)))
+        return {"psn_no": st["psn_no"], "mdtrt_cert_type": st["mdtrt_cert_type"],
+                "mdtrt_cert_no": st["mdtrt_cert_no"], "med_type": st["med_type"],
+                "medfee_sumamt": str(sum((money(f.amount) for f in ref.visit.fees), money(0))),
+                "psn_setlway": "01", "mdtrt_id": st["mdtrt_id"], "chrg_bchno": st["chrg_bchno"],
+                "insutype": st["insutype"], "acct_used_flag": "1" if req.acct_used_flag else "0",
+                "invono": req.invono, "fulamt_ownpay_amt": total("fulamt_ownpay_amt"),
+                "overlmt_selfpay": total("overlmt_amt"), "preselfpay_amt": total("preselfpay_amt"),
+                "inscp_scp_amt": total("inscp_scp_amt")}
+
+    def _body(self, ref: VisitRef, st: dict[str, str], setlinfo: dict[str, Any], status: str) -> dict[str, Any]:
+        rows = orjson.loads(st["fees"])
+        codes = orjson.loads(st.get("codes") or "{}")
+        fees = {f.line_no: f for f in ref.visit.fees}
+        items = []
+        for figures in apportion(rows, setlinfo):
+            fee = fees.get(figures["feedetl_sn"])
+            items.append({"line_no": figures["feedetl_sn"],
+                          "item_code": fee.item_code if fee else "",
+                          "name": fee.name if fee else "",
+                          "med_list_codg": codes.get(figures["feedetl_sn"], ""), **figures})
+        body: dict[str, Any] = {
+            "tracking_id": ref.tid, "realtime": True, "status": status, "psn_no": st["psn_no"],
+            "insutype": st["insutype"], "med_type": st["med_type"], "mdtrt_id": st["mdtrt_id"],
+            "chrg_bchno": st["chrg_bchno"], "totals": totals(setlinfo), "items": items}
+        if setlinfo.get("setl_id"):
+            body["setl_id"] = body["totals"]["setl_id"] = str(setlinfo["setl_id"])
+            body["settled_at"] = datetime.now(timezone.utc).isoformat()
+        return body
+
+    def _manual(self, ref: VisitRef, st: dict[str, str], nr: NoRealtime) -> tuple[int, Any]:
+        amount = sum((money(f.amount) for f in ref.visit.fees), money(0))
+        message = nr.message(amount)
+        body = {"tracking_id": ref.tid, "realtime": False, "status": "manual",
+                "reason": {"code": nr.code, "message": message},
+                "totals": {"medfee_sumamt": str(amount), "fund_pay_sumamt": "0.00",
+                           "act_pay_dedc": "0.00", "psn_part_amt": str(amount),
+                           "acct_pay": "0.00", "psn_cash_pay": str(amount)},
+                "clinical_record": "forwarded to the regional platform with the visit",
+                "outcome": errors.outcome([errors.issue(message, nr.expression or None,
+                                                        code="business-rule",
+                                                        severity="information",
+                                                        error_code=f"8100-{nr.code}")])}
+        if st.get("status") not in ("settled",):
+            self.state.save(ref.tid, st, status="manual", manual=body)
+        return 200, body
+
+    # -- operations -----------------------------------------------------------------------------
+    def _ready(self, ref: VisitRef) -> dict[str, str]:
+        st = self.state.read(ref.tid)
+        if st.get("status") in ("settling", "unknown"):
+            st = self._resolve(ref, st)
+        return st
+
+    def _preview(self, ref: VisitRef, req: SettlementRequest, _key: str | None) -> tuple[int, Any]:
+        st = self._ready(ref)
+        if st.get("status") == "settled":
+            return 200, orjson.loads(st["settlement"])
+        try:
+            st = self._prepare(ref, st, req)
+            data = self._setl_input(ref, st, req)
+            try:
+                ans = self._send(ref, st, "2206", {"data": data})
+            except Unknown:
+                raise _unreachable("the insurer did not answer 2206 (pre-settlement); retry") from None
+            if not ans.ok:
+                self._refused(ans)
+        except NoRealtime as nr:
+            return self._manual(ref, st, nr)
+        body = self._body(ref, st, ans.output.get("setlinfo") or {}, "previewed")
+        self.state.save(ref.tid, st, status="previewed", preview=body)
+        return 200, body
+
+    def _settle(self, ref: VisitRef, req: SettlementRequest, key: str | None) -> tuple[int, Any]:
+        st = self._ready(ref)
+        if st.get("status") == "settled":
+            if key and st.get("idem_key") == key:
+                return 200, orjson.loads(st["settlement"])
+            raise GatewayError.of(f"this visit is already settled (setl_id {st.get('setl_id')}); "
+                                  "cancel it (DELETE) before settling again", "id",
+                                  code="conflict", error_code="8013", status=409)
+        try:
+            st = self._prepare(ref, st, req)
+        except NoRealtime as nr:
+            return self._manual(ref, st, nr)
+        data = self._setl_input(ref, st, req)
+        self.state.save(ref.tid, st, status="settling", idem_key=key or "",
+                        **{"input:2207": data, "msgid:2207": self.client.new_msgid(ref.fixmedins)})
+        return self._finish_2207(ref, st)
+
+    def _finish_2207(self, ref: VisitRef, st: dict[str, str]) -> tuple[int, Any]:
+        data = orjson.loads(st["input:2207"])
+        try:
+            ans = self._send(ref, st, "2207", {"data": data}, "msgid:2207")
+        except Unknown:
+            return self._reverse_unknown(ref, st)
+        if ans.ok:
+            body = self._body(ref, st, ans.output.get("setlinfo") or {}, "settled")
+            self.state.save(ref.tid, st, status="settled", setl_id=body["setl_id"], settlement=body)
+            self.state.drop(ref.tid, st, "msgid:2207", "input:2207", "reversal")
+            self._queue_fhir(ref, st, body, cancelled=False)
+            log.info("settled", tracking_id=ref.tid, setl_id=body["setl_id"])
+            return 200, body
+        self.state.save(ref.tid, st, status="previewed")
+        self.state.drop(ref.tid, st, "msgid:2207", "input:2207")
+        try:
+            self._refused(ans)
+        except NoRealtime as nr:
+            return self._manual(ref, st, nr)
+        raise AssertionError("unreachable")
+
+    def _reverse_unknown(self, ref: VisitRef, st: dict[str, str]) -> tuple[int, Any]:
+        try:
+            ans = self._send(ref, st, "2601", {"data": {
+                "psn_no": st["psn_no"], "omsgid": st["msgid:2207"], "oinfno": "2207"}}, "msgid:2601")
+        except Unknown:
+            self.state.save(ref.tid, st, status="unknown")
+            log.error("settlement outcome unknown; recorded for resolution", tracking_id=ref.tid)
+            raise _unreachable(
+                "the insurer did not answer the settlement (2207) nor its reversal (2601): the "
+                "outcome is unknown and recorded (status unknown). Do not take payment yet; it "
+                "is resolved on the next request for this visit or by `gateway insurance "
+                "resolve`", "8012") from None
+        if not ans.ok:
+            self.state.save(ref.tid, st, status="unknown")
+            raise _unreachable(f"the reversal (2601) of an unconfirmed settlement was refused: "
+                               f"{ans.err_msg}; the outcome is recorded as unknown", "8012")
+        self.state.save(ref.tid, st, status="previewed")
+        self.state.drop(ref.tid, st, "msgid:2207", "msgid:2601", "input:2207")
+        log.warning("unconfirmed settlement reversed (2601)", tracking_id=ref.tid)
+        raise _unreachable("the insurer did not confirm the settlement (2207); it was reversed "
+                           "(2601) and nothing was charged. Retry the settlement.")
+
+    def _resolve(self, ref: VisitRef, st: dict[str, str]) -> dict[str, str]:
+        """Finish an earlier attempt whose outcome is unknown; the state after."""
+        if st.get("msgid:2601"):
+            try:
+                self._reverse_unknown(ref, st)
+            except GatewayError as err:
+                if st.get("status") == "unknown":
+                    raise
+                log.info("unknown outcome resolved: reversed", tracking_id=ref.tid, note=str(err))
+            return self.state.read(ref.tid)
+        if st.get("msgid:2207") and st.get("input:2207"):
+            try:
+                self._finish_2207(ref, st)
+            except GatewayError as err:
+                if st.get("status") == "unknown":
+                    raise
+                log.info("unknown outcome resolved", tracking_id=ref.tid, note=str(err))
+            return self.state.read(ref.tid)
+        self.state.save(ref.tid, st, status="previewed")
+        return st
+
+    def _cancel(self, ref: VisitRef, _req: SettlementRequest, _key: str | None) -> tuple[int, Any]:
+        st = self._ready(ref)
+        if st.get("status") != "settled":
+            raise GatewayError.of(f"this visit has no settlement to cancel (status "
+                                  f"{st.get('status') or 'none'})", "id", code="conflict",
+                                  error_code="8014", status=409)
+        try:
+            ans = self._send(ref, st, "2208", {"data": {
+                "setl_id": st["setl_id"], "mdtrt_id": st["mdtrt_id"], "psn_no": st["psn_no"]}},
+                "msgid:2208")
+        except Unknown:
+            raise _unreachable("the insurer did not answer the cancellation (2208); retry "
+                               "(the same message will be re-sent)") from None
+        self.state.drop(ref.tid, st, "msgid:2208")
+        if not ans.ok:
+            raise _refusal(ans)
+        settled = orjson.loads(st["settlement"])
+        body = {**settled, "status": "reversed",
+                "reversal": totals(ans.output.get("setlinfo") or {})}
+        self.state.save(ref.tid, st, status="reversed", reversal=body)
+        self._queue_fhir(ref, st, settled, cancelled=True)
+        return 200, body
+
+    def _queue_fhir(self, ref: VisitRef, st: dict[str, str], body: dict[str, Any], *,
+                    cancelled: bool) -> None:
+        """Coverage, Claim and ClaimResponse → every FHIR destination, on the patient's shard."""
+        dests = {d: u for d, u in self.s.destinations().items() if not u.startswith("mllp://")}
+        if not dests:
+            return
+        from conformance.validator import validate_bundle
+
+        ftid = store.new_tracking_id()
+        bundle = fhir.render(ref.visit, ref.person_id, st, body, cancelled=cancelled,
+                             tracking_id=ftid)
+        problems = [i for i in validate_bundle(bundle) if i.get("severity") in ("error", "fatal")]
+        if problems:
+            log.error("settlement resources do not validate; not forwarded", tracking_id=ref.tid,
+                      issues=len(problems), first=problems[0].get("details", {}).get("text", ""))
+            return
+        payload = dumps(bundle)
+        store.commit(self.r, store.visit_outbox(
+            tid=ftid, org=ref.org, visit_no=ref.visit.visit_no, person_id=ref.person_id,
+            received_at=datetime.now(timezone.utc).isoformat(),
+            payloads={d: payload for d in dests}, shards=self.s.delivery_shards,
+            ttl=self.s.record_ttl))
+        sent = orjson.loads(st.get("fhir") or "[]") + [ftid]
+        self.state.save(ref.tid, st, fhir=sent)
+
+
+__all__ = ["REASONS", "SettlementRequest", "Settlements"]
