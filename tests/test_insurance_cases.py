@@ -4,6 +4,7 @@ still reaches the regional platform. Also: no insurer configured → 503."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import httpx
@@ -14,6 +15,8 @@ from tests.support import Gateway, Peer, RedisServer, sample_visit
 
 ORG = "H11010101"
 A = "250101001"
+REGISTERED = {"psn_no": "R-ARREARS-1", "certno": "110101197001011238", "psn_name": "登记",
+              "card_no": "R00000001", "insutypes": ["310"], "status": "arrears"}
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +24,9 @@ def env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("insurance-cases")
     redis_server = RedisServer(tmp / "redis").start()
     regional = Peer(tmp).start()
-    center = InsurancePeer(tmp, redis_server.url).start()
+    registry = tmp / "registry.json"
+    registry.write_text(json.dumps([REGISTERED]), encoding="utf-8")
+    center = InsurancePeer(tmp, redis_server.url, registry).start()
     gw = Gateway(tmp, redis_server.url, regional.fhir,
                  {"GATEWAY_INSURANCE_URL": center.url}).start()
     gw.key = gw.create_key(ORG)
@@ -87,6 +92,10 @@ def test_card_lost_or_being_replaced(env, status, code):
 def test_manual_reimbursement_period_and_arrears(env, status, code):
     p = env.center.person(status=status)
     manual(env, visit_for(p, [fee("1", A, "30.00")]), code, expression="insurer.1101")
+
+
+def test_a_registry_person_in_arrears(env):
+    manual(env, visit_for(REGISTERED, [fee("1", A, "30.00")]), "ARREARS")
 
 
 def test_family_planning_surgery_without_maternity_insurance(env):

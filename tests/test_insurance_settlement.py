@@ -212,3 +212,16 @@ def test_unmapped_fee_items_and_bad_requests_are_refused_with_their_place(env):
     bad = call(env, "POST", tid, "/preview", key="k-bad", json={"acct_used_flag": "maybe"})
     assert bad.status_code == 422 and bad.json()["issue"][0]["expression"] == ["acct_used_flag"]
     assert call(env, "POST", "nope", "/preview", key="k-404").status_code == 404
+
+
+def test_a_preview_the_patient_walks_away_from_is_withdrawn(env):
+    p = env.center.person()
+    tid = submit(env, visit_for(p, [fee("1", A, "80.00")]))
+    assert call(env, "POST", tid, "/preview", key=str(uuid.uuid4())).status_code == 200
+    before = (env.center.processed("2205"), env.center.processed("2202"))
+    r = call(env, "DELETE", tid)
+    assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
+    assert (env.center.processed("2205"), env.center.processed("2202")) == (before[0] + 1, before[1] + 1)
+    body = settle(env, tid)  # registered anew, then settled
+    assert body["mdtrt_id"] != r.json()["cancelled"]["mdtrt_id"]
+    assert body["totals"]["act_pay_dedc"] == "80.00"

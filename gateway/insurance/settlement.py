@@ -2,7 +2,7 @@
 
     preview  → 1101 person → [eligibility] → 2201 register → 2203 visit → 2204 fees → 2206
     settle   → the same steps when not yet done → 2207
-    cancel   → 2208
+    cancel   → 2208 (settled); 2205 + 2202 (previewed only: fees and registration withdrawn)
 
 State-changing messages (2201, 2203, 2204, 2207, 2208, 2601) get a msgid that is written to
 the visit's state *before* sending; a message without an answer is re-sent under the same
@@ -485,6 +485,8 @@ class Settlements:
 
     def _cancel(self, ref: VisitRef, _req: SettlementRequest, _key: str | None) -> tuple[int, Any]:
         st = self._ready(ref)
+        if st.get("status") in ("previewed", "manual") and st.get("mdtrt_id"):
+            return self._release(ref, st)
         if st.get("status") != "settled":
             raise GatewayError.of(f"this visit has no settlement to cancel (status "
                                   f"{st.get('status') or 'none'})", "id", code="conflict",
@@ -505,6 +507,24 @@ class Settlements:
         self.state.save(ref.tid, st, status="reversed", reversal=body)
         self._queue_fhir(ref, st, settled, cancelled=True)
         return 200, body
+
+    def _release(self, ref: VisitRef, st: dict[str, str]) -> tuple[int, Any]:
+        """A previewed visit the patient will not settle: withdraw the fee upload (2205) and
+        the registration (2202) at the insurer."""
+        ids = {"mdtrt_id": st["mdtrt_id"], "psn_no": st["psn_no"]}
+        try:
+            if st.get("done:2204"):
+                self._step(ref, st, "2205", {"data": {**ids, "chrg_bchno": st["chrg_bchno"]}})
+                self.state.drop(ref.tid, st, "done:2204", "fees")
+            self._step(ref, st, "2202", {"data": {**ids, "ipt_otp_no": ref.visit.visit_no}})
+        except NoRealtime as nr:
+            raise GatewayError.of(f"the insurer refused the withdrawal: {nr.detail}",
+                                  nr.expression, code="business-rule", error_code="8010",
+                                  status=422) from None
+        self.state.drop(ref.tid, st, "mdtrt_id", "mdtrt_insutype", "done:2203", "preview")
+        self.state.save(ref.tid, st, status="cancelled")
+        return 200, {"tracking_id": ref.tid, "status": "cancelled", "psn_no": st["psn_no"],
+                     "cancelled": {"mdtrt_id": ids["mdtrt_id"], "chrg_bchno": st["chrg_bchno"]}}
 
     def _queue_fhir(self, ref: VisitRef, st: dict[str, str], body: dict[str, Any], *,
                     cancelled: bool) -> None:

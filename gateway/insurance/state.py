@@ -1,7 +1,7 @@
 """The gateway's settlement state in Redis, the per-visit lock and idempotency keys.
 
     gw:ins:setl:{tid}       hash  one visit's settlement: status (previewed / settling /
-                                  settled / reversed / unknown / manual), psn_no, insutype,
+                                  settled / reversed / unknown / manual / cancelled), psn_no, insutype,
                                   med_type, insuplc_admdvs, mdtrt_id, chrg_bchno, fees (2204
                                   rows), msgid:{infno} (a state-changing message's id, kept
                                   until its answer is known, so a retry re-sends the same
