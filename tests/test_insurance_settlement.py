@@ -81,6 +81,8 @@ def test_under_the_deductible_the_patient_pays_all_and_the_accumulator_grows(env
         {"line_no": "2", "chrgitm_lv": "01", "act_pay_dedc": "10.50", "psn_cash_pay": "10.50"}]
     acc = env.center.accumulators(p["psn_no"])
     assert (acc["dedc_used"], acc["fund_paid"], acc["count"]) == ("30.50", "0.00", 1)
+    log = env.log.read_text(errors="replace")
+    assert p["certno"] not in log and p["card_no"] not in log  # no personal data in logs
     cum = httpx.get(f"{env.base}/v1/visits/{tid}/settlement/cumulative",
                     headers={"Authorization": f"Bearer {env.key}"}, timeout=10).json()
     assert {r["cum_type_code"]: r["cum"] for r in cum["cuminfo"]}["dedc_used"] == "30.50"

@@ -2,8 +2,9 @@
 claims later at the insurance office. Each case has a stable reason code:
 
     NO_CARD                      no insured card (social security card or NHSA e-voucher)
-                                 among the cards presented — e.g. newly insured, card not
-                                 yet issued; an insured patient who does not show the card
+                                 among the cards presented, or only a cancelled one — e.g.
+                                 newly insured, card not yet issued; an insured patient who
+                                 does not show the card
     EMERGENCY_NO_CARD            emergency visit at a designated hospital without the card
     CARD_LOST                    the card presented is reported lost (card status)
     CARD_REPLACING               the card is frozen while being replaced (card status
@@ -82,7 +83,8 @@ def check_visit(visit, statuses: dict[int, str], *, drugs_bought_outside: bool) 
     """The cases the gateway can see itself. ``statuses``: card index → status in force."""
     if visit.payment is not None and visit.payment.kind == "self_pay":
         raise NoRealtime("NOT_INSURED", "payment.kind", "the visit was submitted as self-pay")
-    insured = [i for i, c in enumerate(visit.patient.cards) if c.type in INSURED_CARDS]
+    insured = [i for i, c in enumerate(visit.patient.cards)
+               if c.type in INSURED_CARDS and statuses.get(i) != "cancelled"]
     if not insured:
         emergency = visit.visit_type.value == "emergency"
         raise NoRealtime("EMERGENCY_NO_CARD" if emergency else "NO_CARD", "patient.cards")
@@ -90,7 +92,7 @@ def check_visit(visit, statuses: dict[int, str], *, drugs_bought_outside: bool) 
         status = statuses.get(i)
         if status == "lost":
             raise NoRealtime("CARD_LOST", f"patient.cards[{i}]")
-        if status in ("frozen", "cancelled"):
+        if status == "frozen":
             raise NoRealtime("CARD_REPLACING", f"patient.cards[{i}]")
     if drugs_bought_outside:
         raise NoRealtime("DRUGS_BOUGHT_OUTSIDE", "drugs_bought_outside")

@@ -28,7 +28,7 @@ import redis
 from gateway import errors
 from gateway.errors import GatewayError
 
-LOCK_TTL = 120
+LOCK_TTL = 300  # longer than the slowest request (timeouts, retries, 2601)
 IDEM_TTL = 86400
 UNKNOWN = "gw:ins:unknown"
 _RELEASE = """
