@@ -20,7 +20,8 @@ def env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("insurance-faults")
     redis_server = RedisServer(tmp / "redis").start()
     center = InsurancePeer(tmp, redis_server.url).start()
-    gw = Gateway(tmp, redis_server.url, None, {"GATEWAY_INSURANCE_URL": center.url}).start()
+    gw = Gateway(tmp, redis_server.url, None, {"GATEWAY_INSURANCE_URL": center.url,
+                                                "GATEWAY_INSURANCE_TIMEOUT": "1"}).start()
     gw.key = gw.create_key(ORG)
     gw.center = center
     yield gw
@@ -59,6 +60,16 @@ def test_a_settlement_cut_once_is_resolved_by_resending_the_same_message(env, mo
     assert env.center.processed("2207") == before + 1
     acc = env.center.accumulators(p["psn_no"])
     assert (acc["dedc_used"], acc["count"]) == ("100.00", 1)
+
+
+def test_a_settlement_answered_too_late_is_resolved_by_its_stored_answer(env):
+    p, tid = new_visit(env)
+    before = env.center.processed("2207")
+    env.center.admin("POST", "faults", json={"infno": "2207", "mode": "delay", "delay": 1.5})
+    r = call(env, "POST", tid)  # the gateway gives up after 1 s, then re-sends the same msgid
+    assert r.status_code == 200 and r.json()["status"] == "settled", r.text
+    assert env.center.processed("2207") == before + 1
+    assert env.center.accumulators(p["psn_no"])["count"] == 1
 
 
 def test_a_settlement_never_answered_is_reversed_then_retried_once(env):

@@ -28,6 +28,18 @@ from gateway.jsonio import dumps
 MAX_BODY = 16 * 1024
 
 
+def _doc(key_required: bool, body: bool = True) -> dict[str, Any]:
+    """OpenAPI for the raw-body endpoints: the optional JSON body and the key header."""
+    extra: dict[str, Any] = {"parameters": [{
+        "name": "Idempotency-Key", "in": "header", "required": key_required,
+        "description": "one value per payment attempt, reused when retrying it",
+        "schema": {"type": "string", "maxLength": 255}}]}
+    if body:
+        extra["requestBody"] = {"required": False, "content": {"application/json": {
+            "schema": SettlementRequest.model_json_schema()}}}
+    return extra
+
+
 def router(ctx: Any, authenticate: Callable, respond: Callable) -> APIRouter:
     api = APIRouter(tags=["settlement"])
     settlements = Settlements(ctx)
@@ -61,7 +73,8 @@ def router(ctx: Any, authenticate: Callable, respond: Callable) -> APIRouter:
         return answer(settlements.run(op, tid, sender.org, body_of(raw), key))
 
     @api.post("/v1/visits/{tracking_id}/settlement/preview",
-              summary="Pre-settle a submitted visit (2206): what the fund and the patient pay")
+              summary="Pre-settle a submitted visit (2206): what the fund and the patient pay",
+              openapi_extra=_doc(True))
     async def preview(tracking_id: str, request: Request) -> Response:
         from starlette.concurrency import run_in_threadpool
 
@@ -69,7 +82,8 @@ def router(ctx: Any, authenticate: Callable, respond: Callable) -> APIRouter:
         return await run_in_threadpool(run, "preview", tracking_id, request, raw, True)
 
     @api.post("/v1/visits/{tracking_id}/settlement",
-              summary="Settle a submitted visit (2207); needs an Idempotency-Key")
+              summary="Settle a submitted visit (2207); needs an Idempotency-Key",
+              openapi_extra=_doc(True))
     async def settle(tracking_id: str, request: Request) -> Response:
         from starlette.concurrency import run_in_threadpool
 
@@ -77,7 +91,8 @@ def router(ctx: Any, authenticate: Callable, respond: Callable) -> APIRouter:
         return await run_in_threadpool(run, "settle", tracking_id, request, raw, True)
 
     @api.delete("/v1/visits/{tracking_id}/settlement",
-                summary="Cancel a visit's settlement (2208)")
+                summary="Cancel a visit's settlement (2208), or withdraw a preview (2205, 2202)",
+                openapi_extra=_doc(False, body=False))
     async def cancel(tracking_id: str, request: Request) -> Response:
         from starlette.concurrency import run_in_threadpool
 

@@ -71,6 +71,9 @@ def answer(infno: str, msgid_: str, body: Any) -> Answer:
         code = int(body["infcode"])
     except (TypeError, ValueError):
         raise ValueError(f"infcode {body['infcode']!r} is not a number") from None
+    ref = body.get("inf_refmsgid")
+    if ref and str(ref) != msgid_:
+        raise ValueError(f"the answer is for msgid {ref}, not {msgid_}")
     output = body.get("output") or {}
     return Answer(infno, msgid_, code, str(body.get("err_msg") or ""),
                   str(body.get("warn_msg") or ""), output if isinstance(output, dict) else {})
