@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway import errors, store
 from gateway.errors import GatewayError
 from gateway.identifiers import CardType, card_system, org_scoped
-from gateway.insurance import envelope, fhir
+from gateway.insurance import envelope, fhir, messages
 from gateway.insurance.client import NhsaClient, Refused, Unknown
 from gateway.insurance.eligibility import (
     NoRealtime,
@@ -76,10 +76,6 @@ class VisitRef:
     @property
     def fixmedins(self) -> str:
         return envelope.fixmedins_code(self.org)
-
-
-def _ts(value: datetime) -> str:
-    return f"{value.astimezone(envelope.CHINA):%Y-%m-%d %H:%M:%S}"
 
 
 def _refusal(ans: Answer) -> GatewayError:
@@ -199,18 +195,6 @@ class Settlements:
         found = self.cards.get_many(pairs, today) if self.cards else []
         return {i: st.status for i, st in enumerate(found) if st is not None}
 
-    @staticmethod
-    def _cert(visit: OutpatientVisit) -> dict[str, str]:
-        by = {c.type: c.value for c in visit.patient.cards}
-        if CardType.SSC_CARD_NO in by or CardType.SSC_CARD_ID in by:
-            cert_type, cert_no = "03", by.get(CardType.SSC_CARD_NO) or by[CardType.SSC_CARD_ID]
-        else:
-            cert_type, cert_no = "01", by.get(CardType.NHSA_EVOUCHER, "")
-        return {"mdtrt_cert_type": cert_type, "mdtrt_cert_no": cert_no,
-                "card_sn": by.get(CardType.SSC_CARD_ID, ""), "begntime": _ts(visit.visit_time),
-                "psn_cert_type": "01" if CardType.CITIZEN_ID in by else "",
-                "certno": by.get(CardType.CITIZEN_ID, ""), "psn_name": visit.patient.name}
-
     # -- talking to the insurer -----------------------------------------------------------------
     def _send(self, ref: VisitRef, st: dict[str, str], infno: str, input_: dict[str, Any],
               field: str | None = None) -> Answer:
@@ -254,10 +238,11 @@ class Settlements:
         raise _refusal(ans)
 
     def _prepare(self, ref: VisitRef, st: dict[str, str], req: SettlementRequest) -> dict[str, str]:
+        """Everything before 2206/2207, each step only when not yet done for this visit."""
         visit = ref.visit
         check_visit(visit, self._card_statuses(visit), drugs_bought_outside=req.drugs_bought_outside)
         codes = self._national_codes(ref)
-        cert = self._cert(visit)
+        cert = messages.person_query(visit)
         try:
             ans = self._send(ref, st, "1101", {"data": cert})
         except Unknown:
@@ -265,79 +250,50 @@ class Settlements:
         if not ans.ok:
             self._refused(ans)
         base, insuinfo = ans.output.get("baseinfo") or {}, ans.output.get("insuinfo") or []
-        types = {str(i.get("insutype")): i for i in insuinfo}
+        insutype, med_type = self._insurance_type(visit, insuinfo)
+        if st.get("psn_no") and st["psn_no"] != base.get("psn_no"):
+            raise GatewayError.of("the insurer identifies this visit's patient differently than "
+                                  "when it was registered", "patient.cards", code="conflict",
+                                  error_code="8007", status=409)
+        admdvs = next((str(i.get("insuplc_admdvs", "")) for i in insuinfo
+                       if str(i.get("insutype")) == insutype), "")
+        self.state.save(ref.tid, st, psn_no=str(base.get("psn_no", "")), insutype=insutype,
+                        med_type=med_type, insuplc_admdvs=admdvs, codes=codes,
+                        mdtrt_cert_type=cert["mdtrt_cert_type"], mdtrt_cert_no=cert["mdtrt_cert_no"],
+                        chrg_bchno=st.get("chrg_bchno") or f"{ref.tid[:12]}{ref.tid[-12:]}")
+        if not st.get("mdtrt_id") or st.get("mdtrt_insutype") != insutype:
+            ans = self._step(ref, st, "2201", messages.register(visit, st))
+            self.state.save(ref.tid, st, mdtrt_id=str(ans.output["data"]["mdtrt_id"]),
+                            mdtrt_insutype=insutype)
+            self.state.drop(ref.tid, st, "done:2203", "done:2204", "fees")
+        if not st.get("done:2203"):
+            self._step(ref, st, "2203", messages.visit_info(visit, st))
+            self.state.save(ref.tid, st, **{"done:2203": "1"})
+        if not st.get("done:2204"):
+            ans = self._step(ref, st, "2204", messages.fee_details(visit, st, codes))
+            self.state.save(ref.tid, st, fees=ans.output.get("result") or [], **{"done:2204": "1"})
+        return st
+
+    @staticmethod
+    def _insurance_type(visit: OutpatientVisit, insuinfo: list[dict[str, Any]]) -> tuple[str, str]:
+        """(insutype, med_type): maternity (510, 51) for family-planning surgery; else the
+        visit's insurance type when the person has it, else their first non-maternity one."""
+        types = [str(i.get("insutype")) for i in insuinfo]
         if not types:
             raise NoRealtime("NOT_INSURED", "insurer.1101", "no insurance type in force")
         if is_family_planning(visit):
             if "510" not in types:
                 raise NoRealtime("FAMILY_PLANNING_NO_MATERNITY", "diagnoses")
-            insutype, med_type = "510", "51"
-        else:
-            wanted = visit.payment.insurance_type if visit.payment else None
-            insutype = wanted if wanted in types else next((t for t in types if t != "510"), "")
-            if not insutype:
-                raise NoRealtime("NOT_INSURED", "payment.insurance_type", "only maternity insurance")
-            med_type = "13" if visit.visit_type is VisitType.EMERGENCY else "11"
-        if st.get("psn_no") and st["psn_no"] != base.get("psn_no"):
-            raise GatewayError.of("the insurer identifies this visit's patient differently than "
-                                  "when it was registered", "patient.cards", code="conflict",
-                                  error_code="8007", status=409)
-        self.state.save(ref.tid, st, psn_no=str(base.get("psn_no", "")), insutype=insutype,
-                        med_type=med_type, insuplc_admdvs=str(types[insutype].get("insuplc_admdvs", "")),
-                        mdtrt_cert_type=cert["mdtrt_cert_type"], mdtrt_cert_no=cert["mdtrt_cert_no"],
-                        chrg_bchno=st.get("chrg_bchno") or f"{ref.tid[:12]}{ref.tid[-12:]}")
-        psn_no = st["psn_no"]
-        if not st.get("mdtrt_id") or st.get("mdtrt_insutype") != insutype:
-            ans = self._step(ref, st, "2201", {"data": {
-                "psn_no": psn_no, "insutype": insutype, "begntime": _ts(visit.visit_time),
-                "mdtrt_cert_type": cert["mdtrt_cert_type"], "mdtrt_cert_no": cert["mdtrt_cert_no"],
-                "ipt_otp_no": visit.visit_no, "atddr_no": visit.doctor.code,
-                "dr_name": visit.doctor.name, "dept_code": visit.department.code,
-                "dept_name": visit.department.name, "caty": visit.department.code}})
-            self.state.save(ref.tid, st, mdtrt_id=str(ans.output["data"]["mdtrt_id"]),
-                            mdtrt_insutype=insutype)
-            self.state.drop(ref.tid, st, "done:2203", "done:2204", "fees")
-        mdtrt_id = st["mdtrt_id"]
-        primary = next((d for d in visit.diagnoses if d.primary), visit.diagnoses[0] if visit.diagnoses else None)
-        if not st.get("done:2203"):
-            self._step(ref, st, "2203", {
-                "mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": psn_no, "med_type": med_type,
-                              "begntime": _ts(visit.visit_time),
-                              "main_cond_dscr": visit.chief_complaint or "",
-                              "dise_codg": primary.code if primary else "",
-                              "dise_name": primary.name if primary else ""},
-                "diseinfo": [{"diag_type": "1", "diag_srt_no": str(n), "diag_code": d.code,
-                              "diag_name": d.name, "diag_dept": visit.department.code,
-                              "dise_dor_no": visit.doctor.code, "dise_dor_name": visit.doctor.name,
-                              "diag_time": _ts(visit.visit_time), "vali_flag": "1"}
-                             for n, d in enumerate(visit.diagnoses, start=1)]})
-            self.state.save(ref.tid, st, **{"done:2203": "1"})
-        if not st.get("done:2204"):
-            ans = self._step(ref, st, "2204", {"feedetail": [{
-                "feedetl_sn": f.line_no, "mdtrt_id": mdtrt_id, "psn_no": psn_no,
-                "chrg_bchno": st["chrg_bchno"], "dise_codg": primary.code if primary else "",
-                "rxno": "", "rx_circ_flag": "0", "fee_ocur_time": _ts(visit.visit_time),
-                "med_list_codg": codes[f.line_no], "medins_list_codg": f.item_code,
-                "det_item_fee_sumamt": str(money(f.amount)), "cnt": str(f.quantity),
-                "pric": str(f.unit_price), "bilg_dept_codg": visit.department.code,
-                "bilg_dr_codg": visit.doctor.code, "hosp_appr_flag": "1",
-                "med_chrgitm_type": f.category} for f in visit.fees]})
-            self.state.save(ref.tid, st, fees=ans.output.get("result") or [], **{"done:2204": "1"})
-        st["codes"] = orjson.dumps(codes).decode()
-        return st
+            return "510", "51"
+        wanted = visit.payment.insurance_type if visit.payment else None
+        insutype = wanted if wanted in types else next((t for t in types if t != "510"), "")
+        if not insutype:
+            raise NoRealtime("NOT_INSURED", "payment.insurance_type", "only maternity insurance")
+        return insutype, "13" if visit.visit_type is VisitType.EMERGENCY else "11"
 
     def _setl_input(self, ref: VisitRef, st: dict[str, str], req: SettlementRequest) -> dict[str, Any]:
-        rows = orjson.loads(st["fees"])
-        def total(name: str) -> str:
-            return str(sum((money(r.get(name, "0")) for r in rows), money(0)))
-        return {"psn_no": st["psn_no"], "mdtrt_cert_type": st["mdtrt_cert_type"],
-                "mdtrt_cert_no": st["mdtrt_cert_no"], "med_type": st["med_type"],
-                "medfee_sumamt": str(sum((money(f.amount) for f in ref.visit.fees), money(0))),
-                "psn_setlway": "01", "mdtrt_id": st["mdtrt_id"], "chrg_bchno": st["chrg_bchno"],
-                "insutype": st["insutype"], "acct_used_flag": "1" if req.acct_used_flag else "0",
-                "invono": req.invono, "fulamt_ownpay_amt": total("fulamt_ownpay_amt"),
-                "overlmt_selfpay": total("overlmt_amt"), "preselfpay_amt": total("preselfpay_amt"),
-                "inscp_scp_amt": total("inscp_scp_amt")}
+        return messages.settlement(ref.visit, st, orjson.loads(st["fees"]),
+                                   acct_used=req.acct_used_flag, invono=req.invono)
 
     def _body(self, ref: VisitRef, st: dict[str, str], setlinfo: dict[str, Any], status: str) -> dict[str, Any]:
         rows = orjson.loads(st["fees"])
