@@ -141,3 +141,12 @@ def test_the_center_refuses_bad_signatures_sign_nos_and_unknown_people(redis_ser
     first = center.handle(signing.sign_envelope(dict(env), signer))
     env["input"] = {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": "X00000019"}}
     assert center.handle(signing.sign_envelope(env, signer))["err_msg"] == first["err_msg"]
+
+
+def test_the_development_sign_key_is_refused_outside_development():
+    from gateway.insurance.client import NhsaClient
+    from gateway.settings import Settings
+
+    with pytest.raises(RuntimeError, match="placeholder"):
+        NhsaClient(Settings(environment="production", insurance_url="http://127.0.0.1:9/"), None)
+    NhsaClient(Settings(insurance_url="http://127.0.0.1:9/"), None).close()

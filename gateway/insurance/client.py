@@ -26,6 +26,7 @@ from gateway.logging import get_logger
 
 log = get_logger(__name__)
 SIGN_TTL = 12 * 3600
+DEV_KEY = "development-only-key"
 SIGN_EXPIRED_PHRASES = ("签到编号", "sign_no")
 
 
@@ -51,6 +52,10 @@ class NhsaClient:
         self.admdvs = settings.insurance_admdvs
         self.r = r
         self.http = httpx.Client(timeout=settings.insurance_timeout)
+        if (settings.environment != "development" and settings.insurance_signer == "hmac"
+                and settings.insurance_sign_key == DEV_KEY):
+            raise RuntimeError("GATEWAY_INSURANCE_SIGN_KEY is the development placeholder; "
+                               "set the key agreed with the insurer")
         self.signer = signer_for(settings.insurance_signer, settings.insurance_sign_key)
 
     def close(self) -> None:

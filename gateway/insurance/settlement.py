@@ -112,6 +112,13 @@ class Settlements:
                     return fn(ref, req, key)
                 except Refused as exc:  # sign-in refused
                     raise _unreachable(f"the insurer refused sign-in (9001): {exc.answer.err_msg}") from None
+                except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+                    log.error("unreadable answer from the insurer", tracking_id=tid, operation=op,
+                              error=type(exc).__name__)
+                    raise GatewayError.of("the insurer's answer could not be read; the visit's "
+                                          "settlement state is kept, retry or contact the insurer",
+                                          "insurer", code="exception", error_code="8009",
+                                          status=502) from None
 
         return idempotent(self.r, org, key, fingerprint(op, tid, req.model_dump()), guarded)
 
