@@ -22,7 +22,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from gateway import errors
-from gateway.insurance import SettlementRequest, Settlements
+from gateway.insurance.settlement import SettlementRequest, Settlements
 from gateway.jsonio import dumps
 
 MAX_BODY = 16 * 1024

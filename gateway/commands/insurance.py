@@ -39,7 +39,7 @@ def resolve() -> None:
     import redis
 
     from gateway.identity.card_status import CardStatusStore
-    from gateway.insurance import Settlements
+    from gateway.insurance.settlement import Settlements
     from gateway.pipeline import Context
     from gateway.redis_embedded import redis_url as gateway_redis
     from gateway.settings import Settings

@@ -8,8 +8,9 @@
     state.py        settlement state, per-visit lock, idempotency keys (Redis)
     settlement.py   the orchestration: preview, settle, cancel, unknown-outcome resolution
     fhir.py         Coverage, Claim, ClaimResponse for the regional platform
+    visits.py       the canonical visit kept for the cashier (written by the route stage)
+
+The public surface is ``gateway.insurance.settlement.Settlements`` (and its
+``SettlementRequest``); this package imports nothing itself, so the route stage can use
+``visits`` without loading the client.
 """
-
-from gateway.insurance.settlement import SettlementRequest, Settlements
-
-__all__ = ["SettlementRequest", "Settlements"]

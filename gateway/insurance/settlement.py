@@ -36,11 +36,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway import errors, store
 from gateway.errors import GatewayError
 from gateway.identifiers import CardType, card_system, org_scoped
-from gateway.insurance import envelope, fhir, messages
+from gateway.insurance import envelope, fhir, messages, visits
 from gateway.insurance.client import NhsaClient, Refused, Unknown
 from gateway.insurance.eligibility import (
     NoRealtime,
-    REASONS,
     check_visit,
     from_insurer,
     is_family_planning,
@@ -164,11 +163,13 @@ class Settlements:
 
     # -- the visit ----------------------------------------------------------------------------
     def _visit(self, tid: str, org: str) -> VisitRef:
-        owner, person, canonical = self.r.hmget(store.visit_key(tid), "org", "person", "canonical")
+        owner, person = self.r.hmget(store.visit_key(tid), "org", "person")
         if owner is None or owner.decode() != org:
             raise errors.not_found(f"no visit with tracking id {tid!r} for this organisation")
+        canonical = visits.load(self.r, tid)
         if canonical is None:
-            raise GatewayError.of("this visit has no fee lines to settle", "fees",
+            raise GatewayError.of("this visit has no fee lines to settle (or was submitted more "
+                                  f"than {visits.KEEP_SECONDS // 86400} days ago)", "fees",
                                   code="business-rule", error_code="8005", status=422)
         visit = OutpatientVisit.model_validate_json(canonical)
         return VisitRef(tid, org, person.decode(), visit)
@@ -391,6 +392,7 @@ class Settlements:
         if ans.ok:
             body = self._body(ref, st, ans.output.get("setlinfo") or {}, "settled")
             self.state.save(ref.tid, st, status="settled", setl_id=body["setl_id"], settlement=body)
+            self.r.expire(visits.key(ref.tid), self.s.record_ttl)  # for a later cancellation
             self.state.drop(ref.tid, st, "msgid:2207", "input:2207", "reversal")
             self._queue_fhir(ref, st, body, cancelled=False)
             log.info("settled", tracking_id=ref.tid, setl_id=body["setl_id"])
@@ -515,4 +517,4 @@ class Settlements:
         self.state.save(ref.tid, st, fhir=sent)
 
 
-__all__ = ["REASONS", "SettlementRequest", "Settlements"]
+__all__ = ["SettlementRequest", "Settlements"]
