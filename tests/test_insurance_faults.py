@@ -148,3 +148,15 @@ def test_an_expired_sign_no_is_renewed(env):
     env.center.admin("POST", "expire-signs")
     assert call(env, "POST", tid, "/preview").status_code == 200
     assert env.center.admin("GET", "stats")["received"]["9001"] == signs + 1
+
+
+@pytest.mark.parametrize("infno", ["9001", "1101", "2206"])
+def test_reads_cut_before_processing_are_a_retryable_503(env, infno):
+    _p, tid = new_visit(env)
+    if infno == "9001":
+        env.center.admin("POST", "expire-signs")
+    env.center.fault(infno, "drop_before", count=3)
+    r = call(env, "POST", tid, "/preview")
+    assert r.status_code in (503, 502) and r.json()["resourceType"] == "OperationOutcome", r.text
+    r = call(env, "POST", tid, "/preview")
+    assert r.status_code == 200 and r.json()["status"] == "previewed", r.text

@@ -227,3 +227,9 @@ def test_a_preview_the_patient_walks_away_from_is_withdrawn(env):
     body = settle(env, tid)  # registered anew, then settled
     assert body["mdtrt_id"] != r.json()["cancelled"]["mdtrt_id"]
     assert body["totals"]["act_pay_dedc"] == "80.00"
+
+
+def test_settlements_are_counted_in_metrics(env):
+    text = httpx.get(f"{env.base}/metrics", timeout=5).text
+    assert 'gateway_settlements_total{operation="settle",outcome="settled"}' in text
+    assert 'gateway_insurer_seconds_count{infno="2207"}' in text

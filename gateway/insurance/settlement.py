@@ -31,6 +31,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 import orjson
+from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway import errors, store
@@ -54,6 +55,11 @@ from terminology.local_maps import hospital_first
 
 log = get_logger(__name__)
 ATTEMPTS = 3
+SETTLEMENTS = Counter("gateway_settlements_total", "Settlement requests by operation and outcome "
+                      "(the status answered, a reason code, or error-<http status>)",
+                      ["operation", "outcome"])
+INSURER_LATENCY = Histogram("gateway_insurer_seconds", "Round trips to the insurer", ["infno"],
+                            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 
 
 class SettlementRequest(BaseModel):
@@ -119,7 +125,16 @@ class Settlements:
                                           "insurer", code="exception", error_code="8009",
                                           status=502) from None
 
-        return idempotent(self.r, org, key, fingerprint(op, tid, req.model_dump()), guarded)
+        try:
+            status, body, replayed = idempotent(self.r, org, key,
+                                                fingerprint(op, tid, req.model_dump()), guarded)
+        except GatewayError as err:
+            SETTLEMENTS.labels(op, f"error-{err.status}").inc()
+            raise
+        outcome = (body.get("reason", {}).get("code") or body.get("status")
+                   if isinstance(body, dict) else None) or f"error-{status}"
+        SETTLEMENTS.labels(op, outcome if not replayed else "replayed").inc()
+        return status, body, replayed
 
     def view(self, tid: str, org: str) -> dict[str, Any]:
         self._visit(tid, org)
@@ -214,9 +229,10 @@ class Settlements:
         last: Exception | None = None
         for attempt in range(ATTEMPTS):
             try:
-                return self.client.call(infno, input_, fixmedins=ref.fixmedins,
-                                        name=ref.visit.org.name, msgid=msgid,
-                                        insuplc_admdvs=st.get("insuplc_admdvs", ""))
+                with INSURER_LATENCY.labels(infno).time():
+                    return self.client.call(infno, input_, fixmedins=ref.fixmedins,
+                                            name=ref.visit.org.name, msgid=msgid,
+                                            insuplc_admdvs=st.get("insuplc_admdvs", ""))
             except Unknown as exc:
                 last = exc
                 log.warning("no answer from the insurer", infno=infno, tracking_id=ref.tid,
