@@ -38,6 +38,7 @@ def resolve() -> None:
     """Resolve settlements whose outcome is unknown (re-send the reversal or the settlement)."""
     import redis
 
+    from gateway.errors import GatewayError
     from gateway.identity.card_status import CardStatusStore
     from gateway.insurance.settlement import Settlements
     from gateway.pipeline import Context
@@ -57,8 +58,11 @@ def resolve() -> None:
         pending = settlements.state.unknown()
         left = 0
         for tid in pending:
-            status = settlements.resolve(tid)
-            left += status in ("unknown", "settling")
+            try:
+                status = settlements.resolve(tid)
+            except GatewayError as err:
+                status = f"unknown ({err})"
+            left += status.startswith(("unknown", "settling"))
             typer.echo(f"{tid}  {status}")
         typer.echo(f"{len(pending) - left} resolved, {left} still unknown")
         raise typer.Exit(1 if left else 0)

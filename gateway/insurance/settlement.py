@@ -103,10 +103,7 @@ class Settlements:
     # -- entry points ---------------------------------------------------------------------
     def run(self, op: str, tid: str, org: str, req: SettlementRequest | None,
             key: str | None) -> tuple[int, Any, bool]:
-        if self.client is None:
-            raise GatewayError.of("no insurance center is configured (GATEWAY_INSURANCE_URL); "
-                                  "settle at the insurance office", "insurer", code="transient",
-                                  error_code="8001", status=503)
+        self._configured()
         ref = self._visit(tid, org)
         req = req or SettlementRequest()
         fn = {"preview": self._preview, "settle": self._settle, "cancel": self._cancel}[op]
@@ -136,6 +133,12 @@ class Settlements:
         SETTLEMENTS.labels(op, outcome if not replayed else "replayed").inc()
         return status, body, replayed
 
+    def _configured(self) -> None:
+        if self.client is None:
+            raise GatewayError.of("no insurance center is configured (GATEWAY_INSURANCE_URL); "
+                                  "settle at the insurance office", "insurer", code="transient",
+                                  error_code="8001", status=503)
+
     def view(self, tid: str, org: str) -> dict[str, Any]:
         self._visit(tid, org)
         st = self.state.read(tid)
@@ -153,12 +156,16 @@ class Settlements:
         return out
 
     def cumulative(self, tid: str, org: str) -> dict[str, Any]:
+        self._configured()
         ref = self._visit(tid, org)
         st = self.state.read(tid)
-        if not st.get("psn_no") or self.client is None:
+        if not st.get("psn_no"):
             raise errors.not_found("the visit has no insured person yet: preview it first")
-        ans = self._send(ref, st, "5206", {"data": {"psn_no": st["psn_no"],
-                                                     "cum_ym": f"{ref.visit.visit_time:%Y%m}"}})
+        try:
+            ans = self._send(ref, st, "5206", {"data": {"psn_no": st["psn_no"],
+                                                         "cum_ym": f"{ref.visit.visit_time:%Y%m}"}})
+        except (Unknown, Refused):
+            raise _unreachable("the insurer did not answer 5206 (accumulators); retry") from None
         if not ans.ok:
             raise _refusal(ans)
         return {"psn_no": st["psn_no"], **ans.output}
@@ -397,6 +404,7 @@ class Settlements:
         data = self._setl_input(ref, st, req)
         self.state.save(ref.tid, st, status="settling", idem_key=key or "",
                         **{"input:2207": data, "msgid:2207": self.client.new_msgid(ref.fixmedins)})
+        self.r.expire(visits.key(ref.tid), self.s.record_ttl)  # kept until resolved or cancelled
         return self._finish_2207(ref, st)
 
     def _finish_2207(self, ref: VisitRef, st: dict[str, str]) -> tuple[int, Any]:
