@@ -166,7 +166,9 @@ def test_reversal_restores_the_accumulators_and_the_regional_platform_sees_it(en
     [resp] = wait_until(cancelled_response, what="cancelled ClaimResponse")
     claim = httpx.get(f"{env.regional.base}/fhir/{resp['request']['reference']}", timeout=5).json()
     assert claim["status"] == "cancelled" and claim["total"]["value"] == 600.0
-    assert resp["patient"]["reference"].startswith("Patient/")
+    patients = httpx.get(f"{env.regional.fhir}/Patient", timeout=5, params={
+        "identifier": f"urn:oid:2.16.156.10011.1.3|{p['certno']}"}).json()["entry"]
+    assert [f"Patient/{e['resource']['id']}" for e in patients] == [resp["patient"]["reference"]]
     assert env.regional.count("Coverage") >= 1
     # settled again after the cancellation: the same figures
     again = settle(env, tid, json={"acct_used_flag": True})

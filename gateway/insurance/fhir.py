@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from gateway.identifiers import (
     BASE,
@@ -22,7 +23,7 @@ from gateway.identifiers import (
     deterministic_id,
     org_scoped,
 )
-from gateway.render.fhir import EMPI_SYSTEM, NHSA_CHRGITM_LV, NHSA_LIST, _entry, _if_none_exist
+from gateway.render.fhir import EMPI_SYSTEM, NHSA_CHRGITM_LV, NHSA_LIST
 from gateway.visit import OutpatientVisit, VisitType
 
 J = dict[str, Any]
@@ -33,6 +34,17 @@ ADMDVS = f"{BASE}/sid/nhsa-admdvs"
 CLAIM_TYPE = "http://terminology.hl7.org/CodeSystem/claim-type"
 ADJUDICATION = "http://terminology.hl7.org/CodeSystem/adjudication"
 NHSA_FIGURE = f"{BASE}/CodeSystem/nhsa-settlement-figure"
+
+
+def _if_none_exist(system: str, value: str) -> str:
+    return f"identifier={quote(system, safe='')}%7C{quote(value, safe='')}"
+
+
+def _entry(resource: J, system: str, value: str) -> J:
+    """A conditional create on a business identifier, with the visit Bundle's uuid5 fullUrl."""
+    return {"fullUrl": f"urn:uuid:{deterministic_id(system, value)}", "resource": resource,
+            "request": {"method": "POST", "url": resource["resourceType"],
+                        "ifNoneExist": _if_none_exist(system, value)}}
 
 
 def _money(value: str) -> J:
