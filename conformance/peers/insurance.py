@@ -19,6 +19,8 @@ State lives in Redis (keys under ``nhsa:``):
     nhsa:rev:{msgid}           str   reversed by 2601: a late original is refused
     nhsa:sign:{sign_no}        str   a sign-in (expires)
 
+2601 undoes a settled 2207 exactly (as 2208 does) and marks ``omsgid`` reversed; for any
+other original, or one never received, it only marks it (a late original is refused).
 Writes are WATCH/MULTI transactions retried on conflict, so two settlements for one person
 serialise; 2208 and 2601 subtract exactly the deltas a settlement stored. The rules (funds,
 catalogue) are ``insurance_rules.toml``; the registry is a JSON list of people
