@@ -216,6 +216,12 @@ def test_unmapped_fee_items_and_bad_requests_are_refused_with_their_place(env):
     bad = call(env, "POST", tid, "/preview", key="k-bad", json={"acct_used_flag": "maybe"})
     assert bad.status_code == 422 and bad.json()["issue"][0]["expression"] == ["acct_used_flag"]
     assert call(env, "POST", "nope", "/preview", key="k-404").status_code == 404
+    assert call(env, "POST", tid, "/preview", key="k-list", json=[1]).status_code == 422
+    raw = httpx.post(f"{env.base}/v1/visits/{tid}/settlement", content=b"{not json",
+                     headers={"Authorization": f"Bearer {env.key}", "Idempotency-Key": "k-raw"})
+    assert raw.status_code == 400 and raw.json()["issue"][0]["expression"] == ["body"]
+    assert httpx.post(f"{env.base}/v1/visits/{tid}/settlement/preview", timeout=5,
+                      headers={"Idempotency-Key": "k-anon"}).status_code == 401
 
 
 def test_a_preview_the_patient_walks_away_from_is_withdrawn(env):

@@ -134,6 +134,9 @@ def test_the_center_refuses_bad_signatures_sign_nos_and_unknown_people(redis_ser
     assert frozen["infcode"] < 0 and "冻结" in frozen["err_msg"]
     nobody = send("1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": "NOPE"}}, sign_no)
     assert nobody["infcode"] < 0 and "人员信息不存在" in nobody["err_msg"]
+    bad = send("2206", {"data": {"mdtrt_id": ["x"], "medfee_sumamt": "lots"}}, sign_no)
+    assert bad["infcode"] < 0
+    assert send("2204", {"feedetail": "nope"}, sign_no)["infcode"] < 0
     # a msgid is answered once: the same message again gets the same answer
     env = envelope.request(infno="1101", msgid_=envelope.msgid("H11010101000", datetime.now(), 99),
                            fixmedins="H11010101000", fixmedins_name="x", sign_no=sign_no,

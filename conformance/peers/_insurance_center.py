@@ -178,6 +178,11 @@ class Center:
                 body = self._reply(msgid, handler(self, pipe, inp, msgid))
             except Refusal as exc:
                 body = self._refusal(msgid, exc)
+            except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
+                if pipe.explicit_transaction:  # never: handlers read everything first
+                    raise
+                body = self._refusal(msgid, Refusal(f"报文格式错误 (malformed input: "
+                                                    f"{type(exc).__name__}: {exc})"))
             if not pipe.explicit_transaction:
                 pipe.multi()
             pipe.set(msg_key, orjson.dumps({**body, "infno": infno}), ex=MSG_TTL)
