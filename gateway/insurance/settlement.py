@@ -51,7 +51,9 @@ from gateway.insurance.state import State, fingerprint, idempotent
 from gateway.jsonio import dumps
 from gateway.logging import get_logger
 from gateway.visit import OutpatientVisit, VisitType
+from gateway.render.fhir import NHSA_CHRGITM_TYPE
 from terminology.local_maps import hospital_first
+from terminology.service import NotFound, lookup
 
 log = get_logger(__name__)
 ATTEMPTS = 3
@@ -204,6 +206,12 @@ class Settlements:
             if not code:
                 t = hospital_first(self.maps, ref.org, "fee-item", system, fee.item_code)
                 code = t.code if t else None
+            try:
+                lookup(NHSA_CHRGITM_TYPE, fee.category)
+            except NotFound:
+                issues.append(errors.issue(
+                    f"fee category {fee.category!r} is not an NHSA med_chrgitm_type (01 床位费 … "
+                    "14 其他费)", f"fees[{i}].category", code="code-invalid", error_code="8006"))
             if code:
                 codes[fee.line_no] = code
             else:
@@ -336,6 +344,7 @@ class Settlements:
             items.append({"line_no": figures["feedetl_sn"],
                           "item_code": fee.item_code if fee else "",
                           "name": fee.name if fee else "",
+                          "med_chrgitm_type": fee.category if fee else "",
                           "med_list_codg": codes.get(figures["feedetl_sn"], ""), **figures})
         body: dict[str, Any] = {
             "tracking_id": ref.tid, "realtime": True, "status": status, "psn_no": st["psn_no"],
