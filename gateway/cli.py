@@ -455,3 +455,8 @@ def demo(
 
     raise typer.Exit(run_demo(visits=visits, orgs=orgs, seed=seed, concurrency=concurrency,
                               invalid=invalid, timeout=timeout))
+
+
+from gateway.commands import insurance as _insurance  # noqa: E402
+
+_insurance.register(app, peers_app)

@@ -31,6 +31,23 @@ def _start_peer(port: int) -> subprocess.Popen:
     return proc
 
 
+def _start_insurance_peer(port: int, redis_url: str) -> tuple[subprocess.Popen, str]:
+    """The reference insurance center on ``port`` (another free one when taken), same Redis."""
+    import socket
+
+    from gateway.children import free_port
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            port = free_port()
+    proc = spawn([sys.executable, "-m", "gateway", "peers", "insurance", "--port", str(port),
+                  "--redis-url", redis_url])
+    wait_healthy(f"http://127.0.0.1:{port}/healthz", proc, "the reference insurance center", 30)
+    return proc, f"http://127.0.0.1:{port}/fsi/api/rsfComIfsService/callService"
+
+
 def _demo_key(settings: Settings, url: str, org: str) -> str:
     """The demo hospital's key, created once and kept in the data dir."""
     path = settings.data_dir / f"demo-key-{org}.txt"
@@ -63,13 +80,15 @@ def _redis(settings: Settings):
 def serve(settings: Settings, *, with_peers: bool = False, peer_port: int = 8090,
           demo_org: str | None = None) -> None:
     configure(settings.log_level, settings.log_json)
-    peer = None
+    peer = insurer = None
     with _redis(settings) as url:
         try:
             if with_peers:
                 peer = _start_peer(peer_port)
                 settings = settings.model_copy(
                     update={"regional_fhir_url": f"http://127.0.0.1:{peer_port}/fhir"})
+                insurer, insurance_url = _start_insurance_peer(peer_port + 1, url)
+                settings = settings.model_copy(update={"insurance_url": insurance_url})
             base = f"http://{settings.host}:{settings.port}"
             print(f"gateway API       {base}/v1/visits   docs: {base}/docs", flush=True)
             print(f"redis             {url}", flush=True)
@@ -77,6 +96,8 @@ def serve(settings: Settings, *, with_peers: bool = False, peer_port: int = 8090
                 print(f"HL7 v2 (MLLP)     {settings.host}:{settings.mllp_port}", flush=True)
             if settings.regional_fhir_url:
                 print(f"regional platform {settings.regional_fhir_url}", flush=True)
+            if settings.insurance_url:
+                print(f"insurance center  {settings.insurance_url}", flush=True)
             if demo_org:
                 key = _demo_key(settings, url, demo_org)
                 print(f"demo hospital     {demo_org} ({DEMO_ORG_NAME})  key: {key}", flush=True)
@@ -87,6 +108,8 @@ def serve(settings: Settings, *, with_peers: bool = False, peer_port: int = 8090
             os.environ["GATEWAY_REDIS_URL"] = url
             if settings.regional_fhir_url:
                 os.environ["GATEWAY_REGIONAL_FHIR_URL"] = settings.regional_fhir_url
+            if settings.insurance_url:
+                os.environ["GATEWAY_INSURANCE_URL"] = settings.insurance_url
             for name in ("host", "port", "processes", "mllp_port"):
                 value = getattr(settings, name)
                 if value is not None:
@@ -97,9 +120,10 @@ def serve(settings: Settings, *, with_peers: bool = False, peer_port: int = 8090
                         port=settings.port, workers=settings.processes,
                         log_level="warning", access_log=False)
         finally:
-            if peer is not None:
-                peer.terminate()
-                peer.wait(10)
+            for child in (peer, insurer):
+                if child is not None:
+                    child.terminate()
+                    child.wait(10)
 
 
 def _prepare_multiprocess_metrics(settings: Settings) -> None:

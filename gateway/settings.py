@@ -61,6 +61,13 @@ class Settings(BaseSettings):
                                       description="messages sent to the v2 receiver per visit")
     v2_receiver_charset: str = "utf-8"
 
+    insurance_url: str | None = Field(
+        None, description="the NHSA interface endpoint of the insurance center (settlement)")
+    insurance_timeout: float = Field(10.0, description="seconds to wait for the insurer")
+    insurance_admdvs: str = Field("110000", description="treatment-area admin division (GB/T 2260)")
+    insurance_signer: str = Field("hmac", description="hmac | ecdsa | none | module:factory")
+    insurance_sign_key: str = Field("development-only-key", description="the signer's key")
+
     def destinations(self) -> dict[str, str]:
         """Destination name → URL (FHIR base, or mllp:// for an HL7 v2 receiver)."""
         out = {}

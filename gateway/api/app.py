@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway import errors, metrics, store
 from gateway.api.adapters import router as adapters_router
 from gateway.api.identity import router as identity_router
+from gateway.api.settlement import router as settlement_router
 from gateway.api.terminology import router as terminology_router
 from gateway.apikeys import KeyStore
 from gateway.delivery.worker import Workers
@@ -219,6 +220,7 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
     app.include_router(identity_router(ctx, _authenticate, respond))
     app.include_router(terminology_router(ctx, _authenticate, respond))
     app.include_router(adapters_router(ctx, _authenticate, respond, _process, ar))
+    app.include_router(settlement_router(ctx, _authenticate, respond))
 
     schema = OutpatientVisit.model_json_schema()
     app.openapi_schema = None

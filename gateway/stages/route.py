@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from gateway import store
 from gateway.envelope import Envelope
+from gateway.insurance.visits import mark as settlement_copy
 from gateway.jsonio import dumps
 
 
@@ -40,6 +41,9 @@ def run(env: Envelope, ctx) -> Envelope:
         person_id=env.identity.person_id, received_at=env.received_at.isoformat(),
         payloads=payloads, shards=ctx.settings.delivery_shards, ttl=ctx.settings.record_ttl,
     )
+    keep = settlement_copy(env)  # the visit, kept for settlement at the cashier
+    if keep:
+        box = box.with_marks(keep)
     if held:
         box = store.hold(box, org=env.visit.org.code, tid=env.tracking_id, dests=held,
                          item={"event": env.event, "received_at": env.received_at.isoformat(),
