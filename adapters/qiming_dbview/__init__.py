@@ -12,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from adapters.sdk import Manifest, Problem, Reading, apply, build_visit, load, problems
+from adapters.sdk import Manifest, Problem, Reading, apply, load, problems
 from adapters.sdk.fields import Context
+from adapters.sdk.reading import finish
 from adapters.sdk.sources import CsvRow, Joined
 from adapters.sdk.tables import read_tables, unzip
 from gateway.errors import GatewayError
@@ -69,24 +70,8 @@ def read_batch(raw: bytes, org: str | None = None) -> list[Reading]:
     if tables.problems:
         return [Reading(error=problems(tables.problems), label="tables")]
     out: list[Reading] = []
-    patients: dict[str, CsvRow] = {}
-    for row in tables.rows["patients.csv"]:
-        pid = _key(row, "patient_id")
-        if pid in patients:
-            out.append(Reading(error=problems([(row.at("patient_id"), "duplicate",
-                f"{row.at('patient_id')}: patient {pid!r} appears again (first at row "
-                f"{patients[pid].number})")]), label=row.where()))
-        else:
-            patients[pid] = row
-    visits: dict[str, CsvRow] = {}
-    for row in tables.rows["visits.csv"]:
-        vno = _key(row, "visit_no")
-        if vno in visits:
-            out.append(Reading(error=problems([(row.at("visit_no"), "duplicate",
-                f"{row.at('visit_no')}: visit {vno!r} appears again (first at row "
-                f"{visits[vno].number})")]), label=row.where()))
-        else:
-            visits[vno] = row
+    patients = _index(tables.rows["patients.csv"], "patient_id", "patient", out)
+    visits = _index(tables.rows["visits.csv"], "visit_no", "visit", out)
     children: dict[str, dict[str, list[CsvRow]]] = {v: {c: [] for c in CHILDREN} for v in visits}
     for child in CHILDREN:
         for row in tables.rows.get(f"{child}.csv", ()):
@@ -113,15 +98,22 @@ def _visit(row: CsvRow, patients: dict[str, CsvRow], many: dict[str, list[CsvRow
             f"{row.at('patient_id')}: no patient {pid!r} in patients.csv")]), label=label)
     patient.get("patient_id")
     mapped = apply(MAPPING, Joined(row, {"patients": patient}, many), org=org, functions=FUNCTIONS)
-    if mapped.issues:
-        return Reading(error=problems(mapped.issues), label=label)
-    try:
-        visit = build_visit(mapped.data, mapped.provenance)
-    except GatewayError as err:
-        return Reading(error=err, label=label)
     rows = [row, patient, *(r for rs in many.values() for r in rs)]
-    unread = tuple(c for r in rows for c in r.present() if c not in read)
-    return Reading(visit=visit, unread=unread, label=label)
+    return finish(mapped, label, lambda: (c for r in rows for c in r.present() if c not in read))
+
+
+def _index(rows: list[CsvRow], key: str, what: str, out: list[Reading]) -> dict[str, CsvRow]:
+    """Rows by their key column; a repeated key is that row's error (the first one stands)."""
+    index: dict[str, CsvRow] = {}
+    for row in rows:
+        value = _key(row, key)
+        if value in index:
+            out.append(Reading(error=problems([(row.at(key), "duplicate",
+                f"{row.at(key)}: {what} {value!r} appears again (first at row "
+                f"{index[value].number})")]), label=row.where()))
+        else:
+            index[value] = row
+    return index
 
 
 def to_canonical(raw: bytes, org: str | None = None) -> OutpatientVisit:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from adapters.sdk.fields import Mapping, apply
-from adapters.sdk.reading import Reading, build_visit, problems
+from adapters.sdk.reading import Reading, finish
 from adapters.sdk.sources import JsonDocument, XmlDocument
 from gateway.errors import GatewayError
 
@@ -15,14 +15,7 @@ from gateway.errors import GatewayError
 def read_with(doc: XmlDocument | JsonDocument, mapping: Mapping, *, org: str | None,
               functions: dict[str, Callable[..., Any]] | None = None) -> Reading:
     mapped = apply(mapping, doc.record(), org=org, functions=functions)
-    label = f"visit {mapped.data.get('visit_no', '?')}"
-    if mapped.issues:
-        return Reading(error=problems(mapped.issues), label=label)
-    try:
-        visit = build_visit(mapped.data, mapped.provenance)
-    except GatewayError as err:
-        return Reading(error=err, label=label)
-    return Reading(visit=visit, unread=doc.unread(), label=label)
+    return finish(mapped, f"visit {mapped.data.get('visit_no', '?')}", doc.unread)
 
 
 def read_xml(raw: bytes, mapping: Mapping, *, org: str | None = None,

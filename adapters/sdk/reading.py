@@ -3,7 +3,7 @@ or an error whose ``expression`` names the vendor's own field and position."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,3 +56,15 @@ def build_visit(data: dict[str, Any], provenance: dict[str, str]) -> OutpatientV
             code = "required" if err.get("type") == "missing" else "value"
             items.append((where, code, f"{where}: {errors.pydantic_message(err)} ({canonical})"))
         raise problems(items, error_code="2001") from None
+
+
+def finish(mapped: Any, label: str, unread: Callable[[], Iterable[str]]) -> Reading:
+    """A mapping's result (``adapters.sdk.fields.Mapped``) as a Reading: its issues, the
+    canonical model's violations (at vendor positions), or the visit with its unread fields."""
+    if mapped.issues:
+        return Reading(error=problems(mapped.issues), label=label)
+    try:
+        visit = build_visit(mapped.data, mapped.provenance)
+    except GatewayError as err:
+        return Reading(error=err, label=label)
+    return Reading(visit=visit, unread=tuple(unread()), label=label)

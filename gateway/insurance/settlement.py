@@ -50,8 +50,8 @@ from gateway.insurance.money import apportion, money, totals
 from gateway.insurance.state import State, fingerprint, idempotent
 from gateway.jsonio import dumps
 from gateway.logging import get_logger
-from gateway.visit import OutpatientVisit, VisitType
 from gateway.render.fhir import NHSA_CHRGITM_TYPE
+from gateway.visit import OutpatientVisit, VisitType
 from terminology.local_maps import hospital_first
 from terminology.service import NotFound, lookup
 
