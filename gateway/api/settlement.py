@@ -20,6 +20,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from gateway import errors
 from gateway.insurance.settlement import SettlementRequest, Settlements
@@ -76,8 +77,6 @@ def router(ctx: Any, authenticate: Callable, respond: Callable) -> APIRouter:
               summary="Pre-settle a submitted visit (2206): what the fund and the patient pay",
               openapi_extra=_doc(True))
     async def preview(tracking_id: str, request: Request) -> Response:
-        from starlette.concurrency import run_in_threadpool
-
         raw = await request.body()
         return await run_in_threadpool(run, "preview", tracking_id, request, raw, True)
 
@@ -85,8 +84,6 @@ def router(ctx: Any, authenticate: Callable, respond: Callable) -> APIRouter:
               summary="Settle a submitted visit (2207); needs an Idempotency-Key",
               openapi_extra=_doc(True))
     async def settle(tracking_id: str, request: Request) -> Response:
-        from starlette.concurrency import run_in_threadpool
-
         raw = await request.body()
         return await run_in_threadpool(run, "settle", tracking_id, request, raw, True)
 
@@ -94,8 +91,6 @@ def router(ctx: Any, authenticate: Callable, respond: Callable) -> APIRouter:
                 summary="Cancel a visit's settlement (2208), or withdraw a preview (2205, 2202)",
                 openapi_extra=_doc(False, body=False))
     async def cancel(tracking_id: str, request: Request) -> Response:
-        from starlette.concurrency import run_in_threadpool
-
         return await run_in_threadpool(run, "cancel", tracking_id, request, b"", False)
 
     @api.get("/v1/visits/{tracking_id}/settlement", summary="A visit's settlement state")
