@@ -1,0 +1,554 @@
+"""Compile a StructureDefinition snapshot, once, into a tree of checker closures.
+
+A checker is ``check(value, path, ctx)``: it appends OperationOutcome issues to
+``ctx.out`` and never raises. What a snapshot says is decided at compile time — which
+JSON keys an object may have and what each one is (array or single, which type, which
+slices, which bindings, which invariants) — so at run time a check is a dict lookup and
+a few calls per element. Data types and resource types compile once and are shared.
+
+Written by hand because no Python library validates FHIR against profiles (fhir.resources
+checks the base structure only; the official validator is Java). The rules follow the
+FHIR R4 specification and the official validator's reporting style: one issue per
+problem, ``expression`` the FHIRPath of the place (``Patient.identifier[0].value``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from conformance import primitives
+from conformance.definitions import CORE, Definitions
+from conformance.invariants import NATIVE, FhirPath, native
+from gateway.errors import issue
+
+Check = Callable[[Any, str, Any], None]
+INF = float("inf")
+RESOURCE_TYPES = ("Resource", "DomainResource")
+
+
+def _max(v: str) -> float:
+    return INF if v == "*" else int(v)
+
+
+class _Node:
+    __slots__ = ("el", "children", "slices")
+
+    def __init__(self, el: dict):
+        self.el = el
+        self.children: list[_Node] = []
+        self.slices: list[_Node] = []
+
+    @property
+    def name(self) -> str:
+        return self.el["path"].rsplit(".", 1)[-1]
+
+
+def tree(elements: list[dict]) -> _Node:
+    """The element tree of a snapshot (slices hang off the element they slice)."""
+    root = _Node(elements[0])
+    by_id = {elements[0]["id"]: root}
+    for el in elements[1:]:
+        eid = el["id"]
+        node = _Node(el)
+        by_id[eid] = node
+        parent_id, _, last = eid.rpartition(".")
+        if ":" in last and last.split(":", 1)[0] == el["path"].rsplit(".", 1)[-1]:
+            sliced = by_id.get(f"{parent_id}.{last.split(':', 1)[0]}")
+            if sliced is not None and "slice" in el:
+                sliced.slices.append(node)
+                continue
+        parent = by_id.get(parent_id)
+        if parent is not None:
+            parent.children.append(node)
+    return root
+
+
+def _find(root: _Node, path: str) -> _Node | None:
+    """contentReference target: ``#Questionnaire.item`` → that node."""
+    parts = path.lstrip("#").split(".")[1:]
+    node = root
+    for p in parts:
+        node = next((c for c in node.children if c.name == p), None)
+        if node is None:
+            return None
+    return node
+
+
+def _get(value: Any, path: str) -> list[Any]:
+    """Values at a simple dotted path (arrays flattened); ``$this`` is the value itself."""
+    items = [value]
+    if path in ("$this", ""):
+        return items
+    for part in path.split("."):
+        nxt = []
+        for it in items:
+            if type(it) is dict and part in it:
+                v = it[part]
+                nxt.extend(v if type(v) is list else (v,))
+        items = nxt
+    return items
+
+
+def matches_pattern(pattern: Any, value: Any) -> bool:
+    """FHIR pattern semantics: every part of the pattern is present in the value
+    (arrays: each pattern item matches some value item)."""
+    if type(pattern) is dict:
+        if type(value) is not dict:
+            return False
+        return all(k in value and matches_pattern(v, value[k]) for k, v in pattern.items())
+    if type(pattern) is list:
+        if type(value) is not list:
+            return False
+        return all(any(matches_pattern(p, v) for v in value) for p in pattern)
+    return pattern == value
+
+
+def _cap(s: str) -> str:
+    return s[0].upper() + s[1:]
+
+
+class Compiler:
+    def __init__(self, defs: Definitions, project_expressions: dict[str, str],
+                 fhirpath: FhirPath | None = None):
+        self.defs = defs
+        self.project_expressions = project_expressions
+        self.fhirpath = fhirpath or FhirPath()
+        self._roots: dict[str, Check] = {}
+        self._trees: dict[str, _Node] = {}
+        self._prims: dict[str, Check] = {}
+
+    # ---- entry points ----------------------------------------------------------------
+    def root(self, url: str) -> Check | None:
+        """The checker of a whole StructureDefinition (a resource or a data type)."""
+        fn = self._roots.get(url)
+        if fn is not None:
+            return fn
+        sd = self.defs.sd(url)
+        if sd is None:
+            return None
+        cell: list[Check] = []
+        self._roots[url] = lambda v, p, ctx: cell[0](v, p, ctx)  # recursion (Extension.extension)
+        node = self._tree(sd)
+        built = self._object(node, sd, node, resource=sd["kind"] == "resource")
+        cell.append(built)
+        self._roots[url] = built
+        return built
+
+    def _tree(self, sd: dict) -> _Node:
+        t = self._trees.get(sd["url"])
+        if t is None:
+            t = self._trees[sd["url"]] = tree(sd["elements"])
+        return t
+
+    # ---- types -----------------------------------------------------------------------
+    def _is_primitive(self, code: str) -> bool:
+        sd = self.defs.type_sd(code)
+        return sd is not None and sd["kind"] == "primitive-type"
+
+    def _primitive(self, code: str) -> Check:
+        fn = self._prims.get(code)
+        if fn is None:
+            sd = self.defs.type_sd(code)
+            regex = next((e.get("regex") for e in sd["elements"] if e["path"].endswith(".value")),
+                         None) if sd else None
+            fn = self._prims[code] = primitives.checker(code, regex)
+        return fn
+
+    def _type_check(self, t: dict) -> Check:
+        code = t["code"]
+        if code in RESOURCE_TYPES or (self.defs.type_sd(code) or {}).get("kind") == "resource":
+            return self._resource_dispatch(t.get("profile", ()))
+        if self._is_primitive(code):
+            return self._primitive(code)
+        for prof in t.get("profile", ()):
+            fn = self.root(prof)
+            if fn is not None:
+                return fn
+        fn = self.root(CORE + code)
+        if fn is None:
+            return lambda v, p, ctx: None  # an unknown type: nothing to check against
+        return fn
+
+    def _resource_dispatch(self, profiles: list[str]) -> Check:
+        by_type: dict[str, str] = {}
+        for prof in profiles:
+            sd = self.defs.sd(prof)
+            if sd is not None:
+                by_type.setdefault(sd["type"], sd["url"])
+
+        def check(value: Any, path: str, ctx: Any) -> None:
+            if type(value) is not dict:
+                ctx.out.append(issue(f"{path}: a resource must be a JSON object", path,
+                                     code="structure", error_code="6001"))
+                return
+            rtype = value.get("resourceType")
+            url = by_type.get(rtype) if type(rtype) is str else None
+            fn = self.root(url or CORE + str(rtype)) if rtype else None
+            if fn is None or (url is None and (self.defs.type_sd(str(rtype)) or {}).get(
+                    "kind") != "resource"):
+                ctx.out.append(issue(f"{path}: unknown resourceType {rtype!r}",
+                                     f"{path}.resourceType" if rtype else path,
+                                     code="structure", error_code="6001"))
+                return
+            ctx.resource_check(value, path, fn)
+        return check
+
+    # ---- element items ---------------------------------------------------------------
+    def _item(self, node: _Node, sd: dict, root: _Node, t: dict | None = None) -> Check:
+        """The checker of one value of ``node`` (of type ``t`` for a choice element)."""
+        el = node.el
+        if node.children:
+            base = self._object(node, sd, root)
+        elif el.get("cref"):
+            target = _find(root, el["cref"])
+            cell: list[Check] = []
+            base = lambda v, p, ctx: cell[0](v, p, ctx)  # noqa: E731 - filled in below
+            cell.append(self._object(target, sd, root) if target else (lambda v, p, ctx: None))
+        else:
+            types = el.get("types") or [{"code": "Element"}]
+            base = self._type_check(t or types[0])
+        extras = self._extras(node, sd, t)
+        if not extras:
+            return base
+        if len(extras) == 1:
+            only = extras[0]
+
+            def one(v, p, ctx):
+                base(v, p, ctx)
+                only(v, p, ctx)
+            return one
+
+        def many(v, p, ctx):
+            base(v, p, ctx)
+            for x in extras:
+                x(v, p, ctx)
+        return many
+
+    def _extras(self, node: _Node, sd: dict, t: dict | None) -> list[Check]:
+        """Fixed and pattern values, the binding, and invariants the type does not run."""
+        el = node.el
+        out: list[Check] = []
+        if "fixed" in el:
+            fixed = el["fixed"][1]
+
+            def fixed_check(v, p, ctx):
+                if v != fixed:
+                    ctx.out.append(issue(f"{p}: the value must be exactly {_show(fixed)}", p,
+                                         code="value", error_code="6001"))
+            out.append(fixed_check)
+        if "pattern" in el:
+            pattern = el["pattern"][1]
+
+            def pattern_check(v, p, ctx):
+                if not matches_pattern(pattern, v):
+                    ctx.out.append(issue(f"{p}: the value must match the pattern {_show(pattern)}",
+                                         p, code="value", error_code="6001"))
+            out.append(pattern_check)
+        code = (t or (el.get("types") or [{}])[0]).get("code")
+        if "binding" in el and code in ("code", "Coding", "CodeableConcept"):
+            b = self._binding(el["binding"], code)
+            if b:
+                out.append(b)
+        own = set()
+        if not node.children and not el.get("cref") and code and not self._is_primitive(code):
+            tsd = self.defs.type_sd(code)
+            if tsd is not None:
+                own = {c[0] for c in tsd["elements"][0].get("con", ())}
+        base_path = el["path"] if node.children or el.get("cref") else (code or "Element")
+        for con in el.get("con", ()):
+            if con[0] not in own and not (con[0] == "ele-1" and self._is_primitive(code or "")):
+                out.append(self._invariant(con, base_path))
+        return out
+
+    def _binding(self, binding: list, code: str) -> Check | None:
+        strength, url = binding
+        expansion = self.defs.valuesets.get(url)
+        if expansion is None:
+            return None  # not expandable locally: never reported (conformance/valuesets.py)
+        severity = "error" if strength == "required" else "warning"
+        codes_only = frozenset(c for _s, c in expansion)
+
+        def report(p, ctx, shown):
+            ctx.out.append(issue(f"{p}: {shown} is not in the value set {url} ({strength})", p,
+                                 code="code-invalid", severity=severity, error_code="6004"))
+
+        if code == "code":
+            def check_code(v, p, ctx):
+                if type(v) is str and v not in codes_only:
+                    report(p, ctx, repr(v))
+            return check_code
+        if code == "Coding":
+            def check_coding(v, p, ctx):
+                if type(v) is dict and "code" in v and (v.get("system"), v["code"]) not in expansion:
+                    report(p, ctx, f"{v.get('system')}#{v['code']}")
+            return check_coding
+
+        def check_cc(v, p, ctx):
+            if type(v) is not dict:
+                return
+            codings = [c for c in v.get("coding", ()) if type(c) is dict and "code" in c]
+            if codings and not any((c.get("system"), c["code"]) in expansion for c in codings):
+                report(p, ctx, ", ".join(f"{c.get('system')}#{c['code']}" for c in codings))
+        return check_cc
+
+    def _invariant(self, con: list, base_path: str) -> Check:
+        key, severity, human, expression = con
+        fn = native(key, expression, self.project_expressions)
+        fp = self.fhirpath
+        if severity not in ("error", "warning"):
+            severity = "warning"
+        text = f"{human} ({key})"
+
+        def failed(p, ctx):
+            ctx.out.append(issue(text, p, code="invariant", severity=severity, error_code="6005"))
+
+        if fn is not None:
+            def check_native(v, p, ctx):
+                ok = fn(v, ctx) if type(v) is dict else True
+                if ok is None:
+                    ok = fp.holds(expression, base_path, v, ctx)
+                if ok is False:
+                    failed(p, ctx)
+            return check_native
+
+        def check_fhirpath(v, p, ctx):
+            if fp.holds(expression, base_path, v, ctx) is False:
+                failed(p, ctx)
+        return check_fhirpath
+
+    # ---- objects -----------------------------------------------------------------------
+    def _object(self, node: _Node, sd: dict, root: _Node, resource: bool = False) -> Check:
+        fields: dict[str, Check] = {}
+        required: list[tuple[str, tuple[str, ...], int]] = []
+        choices: list[tuple[str, tuple[str, ...]]] = []
+        prim_ext: set[str] = set()
+        element_check = None
+        for child in node.children:
+            el = child.el
+            name = child.name
+            mx = _max(el["max"])
+            if mx == 0:
+                names = self._names(child)
+                for n in names:
+                    fields[n] = _forbidden(n)
+                continue
+            is_array = el.get("bmax", el["max"]) != "1"
+            if name.endswith("[x]"):
+                names = []
+                for t in el.get("types", ()):
+                    cname = name[:-3] + _cap(t["code"])
+                    names.append(cname)
+                    fields[cname] = self._field(child, sd, root, cname, is_array, mx, t)
+                    if self._is_primitive(t["code"]):
+                        prim_ext.add(cname)
+                choices.append((el["path"], tuple(names)))
+            else:
+                names = [name]
+                fields[name] = self._field(child, sd, root, name, is_array, mx, None)
+                types = el.get("types") or ()
+                if len(types) == 1 and self._is_primitive(types[0]["code"]):
+                    prim_ext.add(name)
+            if el["min"] > 0:
+                required.append((el["path"], tuple(names), el["min"]))
+        if prim_ext:
+            element_check = self.root(CORE + "Element")
+            for n in prim_ext:
+                fields["_" + n] = _prim_extension(n, element_check)
+        rtype = sd["type"] if resource else None
+        invariants = tuple(self._extras(node, sd, None)) if node is root else ()
+        required_t, choices_t = tuple(required), tuple(choices)
+
+        def check(obj, path, ctx):
+            if type(obj) is not dict:
+                ctx.out.append(issue(f"{path}: expected a JSON object", path, code="structure",
+                                     error_code="6001"))
+                return
+            for key, value in obj.items():
+                f = fields.get(key)
+                if f is not None:
+                    f(value, path, ctx)
+                elif key == "resourceType" and rtype is not None:
+                    if value != rtype:
+                        ctx.out.append(issue(f"{path}: resourceType must be {rtype!r}",
+                                             f"{path}.resourceType", code="structure",
+                                             error_code="6001"))
+                else:
+                    ctx.out.append(issue(f"{path}: unrecognised property {key!r}",
+                                         f"{path}.{key}", code="structure", error_code="6001"))
+            for epath, names, mn in required_t:
+                n = 0
+                for k in names:
+                    if k in obj:
+                        v = obj[k]
+                        n += len(v) if type(v) is list else 1
+                    elif "_" + k in obj:
+                        n += 1
+                if n < mn:
+                    ctx.out.append(issue(f"{epath}: minimum required = {mn}, but only found {n}",
+                                         path, code="required", error_code="6001"))
+            for epath, names in choices_t:
+                if sum(1 for k in names if k in obj) > 1:
+                    ctx.out.append(issue(f"{epath}: only one of the types may be present", path,
+                                         code="structure", error_code="6001"))
+            for inv in invariants:
+                inv(obj, path, ctx)
+        return check
+
+    def _names(self, child: _Node) -> list[str]:
+        name = child.name
+        if name.endswith("[x]"):
+            return [name[:-3] + _cap(t["code"]) for t in child.el.get("types", ())]
+        return [name]
+
+    def _field(self, child: _Node, sd: dict, root: _Node, key: str, is_array: bool, mx: float,
+               t: dict | None) -> Check:
+        item = self._item(child, sd, root, t)
+        label = child.el["path"]
+        slicer = self._slicer(child, sd, root, item) if child.slices else None
+        if t is not None and t["code"] == "Reference" or (
+                t is None and (child.el.get("types") or [{}])[0].get("code") == "Reference"):
+            targets = tuple(x.rsplit("/", 1)[-1] for x in (t or child.el["types"][0]).get("target", ()))
+            item = _recording(item, targets)
+
+        if not is_array:
+            def single(value, path, ctx):
+                p = path + "." + key
+                if type(value) is list:
+                    ctx.out.append(issue(f"{p}: must be a single value, not an array", p,
+                                         code="structure", error_code="6001"))
+                    return
+                item(value, p, ctx)
+            return single
+
+        def array(value, path, ctx):
+            p = path + "." + key
+            if type(value) is not list:
+                ctx.out.append(issue(f"{p}: must be an array", p, code="structure",
+                                     error_code="6001"))
+                return
+            if not value:
+                ctx.out.append(issue(f"{p}: an array must not be empty", p, code="structure",
+                                     error_code="6001"))
+                return
+            if len(value) > mx:
+                ctx.out.append(issue(f"{label}: maximum allowed = {int(mx)}, but found {len(value)}",
+                                     p, code="structure", error_code="6001"))
+            if slicer is not None:
+                slicer(value, p, ctx)
+                return
+            for i, v in enumerate(value):
+                item(v, f"{p}[{i}]", ctx)
+        return array
+
+    def _slicer(self, child: _Node, sd: dict, root: _Node, base_item: Check) -> Callable:
+        slicing = child.el.get("slicing") or {"disc": [], "rules": "open"}
+        closed = slicing["rules"] == "closed"
+        label = child.el["path"]
+        slices = []
+        for s in child.slices:
+            matcher = self._matcher(s, slicing["disc"])
+            slices.append((s.el["slice"], matcher, self._item(s, sd, root), s.el["min"],
+                           _max(s.el["max"])))
+
+        def run(values, p, ctx):
+            counts = [0] * len(slices)
+            for i, v in enumerate(values):
+                pi = f"{p}[{i}]"
+                for j, (_name, matcher, check, _mn, _mx) in enumerate(slices):
+                    if matcher(v):
+                        counts[j] += 1
+                        check(v, pi, ctx)
+                        break
+                else:
+                    if closed:
+                        ctx.out.append(issue(f"{pi}: matches no slice of {label}, and the slicing "
+                                             f"is closed", pi, code="structure", error_code="6001"))
+                    base_item(v, pi, ctx)
+            for j, (name, _m, _c, mn, mx) in enumerate(slices):
+                if counts[j] < mn:
+                    ctx.out.append(issue(f"{label}:{name}: minimum required = {mn}, but only found "
+                                         f"{counts[j]}", p, code="required", error_code="6001"))
+                elif counts[j] > mx:
+                    ctx.out.append(issue(f"{label}:{name}: maximum allowed = {int(mx)}, but found "
+                                         f"{counts[j]}", p, code="structure", error_code="6001"))
+        return run
+
+    def _matcher(self, s: _Node, discriminators: list) -> Callable[[Any], bool]:
+        tests = []
+        for kind, dpath in discriminators:
+            expected = self._discriminator_value(s, dpath)
+            if expected is None:
+                continue
+            how, value = expected
+            if kind == "value" and how == "fixed":
+                tests.append((dpath, lambda got, value=value: value in got))
+            else:
+                tests.append((dpath, lambda got, value=value: any(
+                    matches_pattern(value, g) for g in got)))
+        if not tests:
+            return lambda v: False
+
+        def match(v):
+            for dpath, test in tests:
+                if not test(_get(v, dpath)):
+                    return False
+            return True
+        return match
+
+    def _discriminator_value(self, s: _Node, dpath: str) -> tuple[str, Any] | None:
+        node = s
+        if dpath not in ("$this", ""):
+            for part in dpath.split("."):
+                node = next((c for c in node.children if c.name == part), None)
+                if node is None:
+                    break
+        if node is not None:
+            if "fixed" in node.el:
+                return "fixed", node.el["fixed"][1]
+            if "pattern" in node.el:
+                return "pattern", node.el["pattern"][1]
+        if dpath == "url":  # an extension slice: its url is the extension's canonical
+            for t in s.el.get("types", ()):
+                for prof in t.get("profile", ()):
+                    return "fixed", prof
+        return None
+
+
+def _show(v: Any) -> str:
+    import orjson
+
+    return orjson.dumps(v).decode()
+
+
+def _forbidden(key: str) -> Check:
+    def check(value, path, ctx):
+        p = path + "." + key
+        ctx.out.append(issue(f"{p}: this element is not allowed here (max = 0)", p,
+                             code="structure", error_code="6001"))
+    return check
+
+
+def _prim_extension(name: str, element_check: Check) -> Check:
+    key = "_" + name
+
+    def check(value, path, ctx):
+        p = path + "." + key
+        for i, v in enumerate(value if type(value) is list else (value,)):
+            if v is not None:
+                element_check(v, f"{p}[{i}]" if type(value) is list else p, ctx)
+    return check
+
+
+def _recording(item: Check, targets: tuple[str, ...]) -> Check:
+    """A Reference checker that also records the reference for the Bundle's checks."""
+    def check(value, path, ctx):
+        item(value, path, ctx)
+        if type(value) is dict:
+            ref = value.get("reference")
+            if type(ref) is str:
+                ctx.refs.append((ref, path, targets))
+    return check
+
+
+__all__ = ["Compiler", "NATIVE", "matches_pattern"]
