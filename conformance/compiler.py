@@ -408,7 +408,8 @@ class Compiler:
         slicer = self._slicer(child, sd, root, item) if child.slices else None
         if t is not None and t["code"] == "Reference" or (
                 t is None and (child.el.get("types") or [{}])[0].get("code") == "Reference"):
-            targets = tuple(x.rsplit("/", 1)[-1] for x in (t or child.el["types"][0]).get("target", ()))
+            targets = tuple((self.defs.sd(x) or {}).get("type") or x.rsplit("/", 1)[-1]
+                            for x in (t or child.el["types"][0]).get("target", ()))
             item = _recording(item, targets)
 
         if not is_array:

@@ -232,6 +232,8 @@ NATIVE: dict[str, tuple[str, Native]] = {
     "pat-cn-1": ("", lambda n, ctx: "value" not in n or citizen_id_check_digit(n["value"])),
     "pat-cn-2": ("", lambda n, ctx: any(_card_identifier(i) for i in n.get("identifier", ()))),
     "pat-cn-3": ("", _hospital_card_system),
+    "obs-cn-1": ("", lambda n, ctx: "unit" in n if "value" in n or "code" in n or "system" in n
+                 or "comparator" in n or "unit" in n else None),
     "bdl-cn-1": ("", lambda n, ctx: sum(
         1 for e in n.get("entry", ()) if type(e) is dict and type(e.get("resource")) is dict
         and e["resource"].get("resourceType") == "Patient") == 1),

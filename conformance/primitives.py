@@ -6,6 +6,8 @@ cached per distinct value, so a value seen before costs one dict lookup.
 from __future__ import annotations
 
 import re
+from datetime import date
+from decimal import Decimal
 from collections.abc import Callable
 
 from gateway.errors import issue
@@ -13,6 +15,18 @@ from gateway.errors import issue
 NUMBER = {"integer": (-2**31, 2**31 - 1), "positiveInt": (1, 2**31 - 1),
           "unsignedInt": (0, 2**31 - 1), "integer64": (-2**63, 2**63 - 1)}
 _LIMIT = 200_000
+_NUMBERS = (int, float, Decimal)  # a rendered Bundle holds Decimals until it is serialised
+
+
+_DATES = ("date", "dateTime", "instant")
+
+
+def _real_day(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def problem_function(type_code: str, regex: str | None) -> Callable[[object], str | None]:
@@ -28,7 +42,7 @@ def problem_function(type_code: str, regex: str | None) -> Callable[[object], st
             return None if lo <= v <= hi else f"{v} is out of range for {type_code}"
         return integer
     if type_code == "decimal":
-        return lambda v: None if type(v) in (int, float) else "must be a JSON number"
+        return lambda v: None if type(v) in _NUMBERS else "must be a JSON number"
     pattern = re.compile(regex).fullmatch if regex else None
     cache: dict[str, str | None] = {}
 
@@ -44,6 +58,8 @@ def problem_function(type_code: str, regex: str | None) -> Callable[[object], st
             why = "must not be empty"
         elif pattern is not None and pattern(v) is None:
             why = f"is not a valid {type_code}"
+        elif type_code in _DATES and len(v) >= 10 and not _real_day(v[:10]):
+            why = "is not a real calendar date"
         if len(cache) >= _LIMIT:
             cache.clear()
         cache[v] = why

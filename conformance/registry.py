@@ -13,10 +13,14 @@ from conformance.snapshot import generate
 from conformance.valuesets import expand
 
 
-def _project_valuesets(defs: Definitions) -> None:
+def _project_valuesets(defs: Definitions, folder: Path = PROFILES) -> None:
+    """``terminology/`` value sets, and the few the profiles define (``profiles/ValueSet-*``)."""
     from terminology import service
 
-    vss = service.value_sets()
+    vss = dict(service.value_sets())
+    for p in sorted(folder.glob("ValueSet-*.json")):
+        vs = orjson.loads(p.read_bytes())
+        vss[vs["url"]] = vs
     css = service.code_systems()
     for url in vss:
         defs.valuesets[url] = expand(url, vss, css)

@@ -144,8 +144,12 @@ def validate(resource: Any, profile: str | None = None) -> list[dict[str, Any]]:
 
 
 def validate_bundle(bundle: Any, profile: str = VISIT_BUNDLE) -> list[dict[str, Any]]:
-    """The issues of a rendered visit Bundle against the visit Bundle profile."""
-    return validator().validate(bundle, profile)
+    """What rejects a rendered visit: the errors against the visit Bundle profile. (Warnings
+    — best-practice dom-6, extensible bindings — are for ``validate`` / ``$validate``.)"""
+    return [i for i in validator().validate(bundle, profile) if i["severity"] in ERRORS]
+
+
+ERRORS = ("error", "fatal")
 
 
 def operation_outcome(issues: list[dict[str, Any]]) -> dict[str, Any]:
