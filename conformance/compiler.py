@@ -19,7 +19,7 @@ from typing import Any
 
 from conformance import primitives
 from conformance.definitions import CORE, Definitions
-from conformance.invariants import NATIVE, FhirPath, native
+from conformance.invariants import NATIVE, PRIMITIVE_CONTEXT, FhirPath, native
 from gateway.errors import issue
 
 Check = Callable[[Any, str, Any], None]
@@ -179,7 +179,7 @@ class Compiler:
 
         def check(value: Any, path: str, ctx: Any) -> None:
             if type(value) is not dict:
-                ctx.out.append(issue(f"{path}: a resource must be a JSON object", path,
+                ctx.out.append(issue("a resource must be a JSON object", path,
                                      code="structure", error_code="6001"))
                 return
             rtype = value.get("resourceType")
@@ -187,7 +187,7 @@ class Compiler:
             fn = self.root(url or CORE + str(rtype)) if rtype else None
             if fn is None or (url is None and (self.defs.type_sd(str(rtype)) or {}).get(
                     "kind") != "resource"):
-                ctx.out.append(issue(f"{path}: unknown resourceType {rtype!r}",
+                ctx.out.append(issue(f"unknown resourceType {rtype!r}",
                                      f"{path}.resourceType" if rtype else path,
                                      code="structure", error_code="6001"))
                 return
@@ -234,7 +234,7 @@ class Compiler:
 
             def fixed_check(v, p, ctx):
                 if v != fixed:
-                    ctx.out.append(issue(f"{p}: the value must be exactly {_show(fixed)}", p,
+                    ctx.out.append(issue(f"the value must be exactly {_show(fixed)}", p,
                                          code="value", error_code="6001"))
             out.append(fixed_check)
         if "pattern" in el:
@@ -242,7 +242,7 @@ class Compiler:
 
             def pattern_check(v, p, ctx):
                 if not matches_pattern(pattern, v):
-                    ctx.out.append(issue(f"{p}: the value must match the pattern {_show(pattern)}",
+                    ctx.out.append(issue(f"the value must match the pattern {_show(pattern)}",
                                          p, code="value", error_code="6001"))
             out.append(pattern_check)
         code = (t or (el.get("types") or [{}])[0]).get("code")
@@ -270,7 +270,7 @@ class Compiler:
         codes_only = frozenset(c for _s, c in expansion)
 
         def report(p, ctx, shown):
-            ctx.out.append(issue(f"{p}: {shown} is not in the value set {url} ({strength})", p,
+            ctx.out.append(issue(f"{shown} is not in the value set {url} ({strength})", p,
                                  code="code-invalid", severity=severity, error_code="6004"))
 
         if code == "code":
@@ -304,8 +304,10 @@ class Compiler:
             ctx.out.append(issue(text, p, code="invariant", severity=severity, error_code="6005"))
 
         if fn is not None:
+            on_primitive = key in PRIMITIVE_CONTEXT
+
             def check_native(v, p, ctx):
-                ok = fn(v, ctx) if type(v) is dict else True
+                ok = fn(v, ctx) if on_primitive or type(v) is dict else True
                 if ok is None:
                     ok = fp.holds(expression, base_path, v, ctx)
                 if ok is False:
@@ -361,7 +363,7 @@ class Compiler:
 
         def check(obj, path, ctx):
             if type(obj) is not dict:
-                ctx.out.append(issue(f"{path}: expected a JSON object", path, code="structure",
+                ctx.out.append(issue("expected a JSON object", path, code="structure",
                                      error_code="6001"))
                 return
             for key, value in obj.items():
@@ -370,11 +372,11 @@ class Compiler:
                     f(value, path, ctx)
                 elif key == "resourceType" and rtype is not None:
                     if value != rtype:
-                        ctx.out.append(issue(f"{path}: resourceType must be {rtype!r}",
+                        ctx.out.append(issue(f"resourceType must be {rtype!r}",
                                              f"{path}.resourceType", code="structure",
                                              error_code="6001"))
                 else:
-                    ctx.out.append(issue(f"{path}: unrecognised property {key!r}",
+                    ctx.out.append(issue(f"unrecognised property {key!r}",
                                          f"{path}.{key}", code="structure", error_code="6001"))
             for epath, names, mn in required_t:
                 n = 0
@@ -416,7 +418,7 @@ class Compiler:
             def single(value, path, ctx):
                 p = path + "." + key
                 if type(value) is list:
-                    ctx.out.append(issue(f"{p}: must be a single value, not an array", p,
+                    ctx.out.append(issue("must be a single value, not an array", p,
                                          code="structure", error_code="6001"))
                     return
                 item(value, p, ctx)
@@ -425,11 +427,11 @@ class Compiler:
         def array(value, path, ctx):
             p = path + "." + key
             if type(value) is not list:
-                ctx.out.append(issue(f"{p}: must be an array", p, code="structure",
+                ctx.out.append(issue("must be an array", p, code="structure",
                                      error_code="6001"))
                 return
             if not value:
-                ctx.out.append(issue(f"{p}: an array must not be empty", p, code="structure",
+                ctx.out.append(issue("an array must not be empty", p, code="structure",
                                      error_code="6001"))
                 return
             if len(value) > mx:
@@ -463,7 +465,7 @@ class Compiler:
                         break
                 else:
                     if closed:
-                        ctx.out.append(issue(f"{pi}: matches no slice of {label}, and the slicing "
+                        ctx.out.append(issue(f"matches no slice of {label}, and the slicing "
                                              f"is closed", pi, code="structure", error_code="6001"))
                     base_item(v, pi, ctx)
             for j, (name, _m, _c, mn, mx) in enumerate(slices):
@@ -525,7 +527,7 @@ def _show(v: Any) -> str:
 def _forbidden(key: str) -> Check:
     def check(value, path, ctx):
         p = path + "." + key
-        ctx.out.append(issue(f"{p}: this element is not allowed here (max = 0)", p,
+        ctx.out.append(issue("this element is not allowed here (max = 0)", p,
                              code="structure", error_code="6001"))
     return check
 

@@ -229,7 +229,7 @@ NATIVE: dict[str, tuple[str, Native]] = {
     "txt-1": ("htmlChecks()", lambda n, ctx: True),
     "txt-2": ("htmlChecks()", lambda n, ctx: True),
     # the project's own (profiles/): the expressions are in the StructureDefinitions
-    "pat-cn-1": ("", lambda n, ctx: "value" not in n or citizen_id_check_digit(n["value"])),
+    "pat-cn-1": ("", lambda n, ctx: citizen_id_check_digit(n)),
     "pat-cn-2": ("", lambda n, ctx: any(_card_identifier(i) for i in n.get("identifier", ()))),
     "pat-cn-3": ("", _hospital_card_system),
     "obs-cn-1": ("", lambda n, ctx: "unit" in n if "value" in n or "code" in n or "system" in n
@@ -238,6 +238,10 @@ NATIVE: dict[str, tuple[str, Native]] = {
         1 for e in n.get("entry", ()) if type(e) is dict and type(e.get("resource")) is dict
         and e["resource"].get("resourceType") == "Patient") == 1),
 }
+
+
+# natives whose context is a primitive value (the others are given JSON objects only)
+PRIMITIVE_CONTEXT = frozenset({"pat-cn-1"})
 
 
 def native(key: str, expression: str, project_expressions: dict[str, str]) -> Native | None:

@@ -75,6 +75,6 @@ def checker(type_code: str, regex: str | None):
         reason = why(value)
         if reason is not None:
             shown = value if isinstance(value, (str, int, float, bool)) else type(value).__name__
-            ctx.out.append(issue(f"{path}: the value {shown!r} {reason}", path, code="value",
+            ctx.out.append(issue(f"the value {shown!r} {reason}", path, code="value",
                                  error_code="6001"))
     return check

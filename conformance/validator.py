@@ -127,7 +127,7 @@ def _bundle_references(bundle: dict, refs: list, root: str) -> list[dict[str, An
         if kind is None and "/" in ref and not ref.startswith(("#", "http:", "https:")):
             kind = ref.split("/")[-2] if ref.count("/") >= 1 else None
         if kind and targets and "Resource" not in targets and kind not in targets:
-            out.append(issue(f"{path}: a reference to a {kind} is not allowed here "
+            out.append(issue(f"a reference to a {kind} is not allowed here "
                              f"(allowed: {', '.join(targets)})", f"{path}.reference",
                              code="structure", error_code="6002"))
     return out

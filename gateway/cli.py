@@ -435,3 +435,8 @@ def demo(
 
     raise typer.Exit(run_demo(visits=visits, orgs=orgs, seed=seed, concurrency=concurrency,
                               invalid=invalid, timeout=timeout))
+
+
+from gateway.commands.validate import validate as _validate  # noqa: E402
+
+app.command("validate")(_validate)

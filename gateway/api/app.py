@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway import errors, metrics, store
 from gateway.api.identity import router as identity_router
 from gateway.api.terminology import router as terminology_router
+from gateway.api.validate import router as validate_router
 from gateway.apikeys import KeyStore
 from gateway.delivery.worker import Workers
 from gateway.envelope import Envelope
@@ -212,6 +213,7 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
 
     app.include_router(identity_router(ctx, _authenticate, respond))
     app.include_router(terminology_router(ctx, _authenticate, respond))
+    app.include_router(validate_router(ctx, _authenticate, respond))
 
     schema = OutpatientVisit.model_json_schema()
     app.openapi_schema = None
