@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from conformance import primitives
 from conformance.definitions import CORE, Definitions
 from conformance.invariants import NATIVE, PRIMITIVE_CONTEXT, FhirPath, native
@@ -24,6 +26,8 @@ from gateway.errors import issue
 
 Check = Callable[[Any, str, Any], None]
 INF = float("inf")
+ELE_1 = "hasValue() or (children().count() > id.count())"
+ELE_1_TEXT = "All FHIR elements must have a @value or children (ele-1)"
 RESOURCE_TYPES = ("Resource", "DomainResource")
 
 
@@ -198,6 +202,7 @@ class Compiler:
     def _item(self, node: _Node, sd: dict, root: _Node, t: dict | None = None) -> Check:
         """The checker of one value of ``node`` (of type ``t`` for a choice element)."""
         el = node.el
+        code = (t or (el.get("types") or [{"code": "Element"}])[0])["code"]
         if node.children:
             base = self._object(node, sd, root)
         elif el.get("cref"):
@@ -206,24 +211,34 @@ class Compiler:
             base = lambda v, p, ctx: cell[0](v, p, ctx)  # noqa: E731 - filled in below
             cell.append(self._object(target, sd, root) if target else (lambda v, p, ctx: None))
         else:
-            types = el.get("types") or [{"code": "Element"}]
-            base = self._type_check(t or types[0])
+            base = self._type_check(t or (el.get("types") or [{"code": "Element"}])[0])
         extras = self._extras(node, sd, t)
-        if not extras:
-            return base
+        check = base
         if len(extras) == 1:
             only = extras[0]
 
-            def one(v, p, ctx):
+            def check(v, p, ctx):
                 base(v, p, ctx)
                 only(v, p, ctx)
-            return one
+        elif extras:
+            def check(v, p, ctx):
+                base(v, p, ctx)
+                for x in extras:
+                    x(v, p, ctx)
+        if self._memoizable(node, code):
+            return _memo(check, code == "Reference")
+        return check
 
-        def many(v, p, ctx):
-            base(v, p, ctx)
-            for x in extras:
-                x(v, p, ctx)
-        return many
+    def _memoizable(self, node: _Node, code: str) -> bool:
+        """Complex values that hold no resource and whose checks look no further than
+        themselves are checked once per distinct value (see ``_memo``)."""
+        if code in RESOURCE_TYPES or self._is_primitive(code) or code == "BackboneElement" \
+                and node.el["path"].startswith(("Bundle.entry", "Parameters.parameter")):
+            return False
+        if (self.defs.type_sd(code) or {}).get("kind") == "resource":
+            return False
+        return not any("%resource" in c[3] or "%rootResource" in c[3]
+                       for c in node.el.get("con", ()))
 
     def _extras(self, node: _Node, sd: dict, t: dict | None) -> list[Check]:
         """Fixed and pattern values, the binding, and invariants the type does not run."""
@@ -257,8 +272,8 @@ class Compiler:
                 own = {c[0] for c in tsd["elements"][0].get("con", ())}
         base_path = el["path"] if node.children or el.get("cref") else (code or "Element")
         for con in el.get("con", ()):
-            if con[0] not in own and not (con[0] == "ele-1" and self._is_primitive(code or "")):
-                out.append(self._invariant(con, base_path))
+            if con[0] not in own and not (con[0] == "ele-1" and con[3] == ELE_1):
+                out.append(self._invariant(con, base_path))  # ele-1: inline in _object
         return out
 
     def _binding(self, binding: list, code: str) -> Check | None:
@@ -359,13 +374,16 @@ class Compiler:
                 fields["_" + n] = _prim_extension(n, element_check)
         rtype = sd["type"] if resource else None
         invariants = tuple(self._extras(node, sd, None)) if node is root else ()
-        required_t, choices_t = tuple(required), tuple(choices)
+        required_t = tuple(required)
+        choice_of = {k: epath for epath, names in choices for k in names}
 
         def check(obj, path, ctx):
             if type(obj) is not dict:
                 ctx.out.append(issue("expected a JSON object", path, code="structure",
                                      error_code="6001"))
                 return
+            if len(obj) < 2 and (not obj or "id" in obj):
+                ctx.out.append(issue(ELE_1_TEXT, path, code="invariant", error_code="6005"))
             for key, value in obj.items():
                 f = fields.get(key)
                 if f is not None:
@@ -389,10 +407,12 @@ class Compiler:
                 if n < mn:
                     ctx.out.append(issue(f"{epath}: minimum required = {mn}, but only found {n}",
                                          path, code="required", error_code="6001"))
-            for epath, names in choices_t:
-                if sum(1 for k in names if k in obj) > 1:
-                    ctx.out.append(issue(f"{epath}: only one of the types may be present", path,
-                                         code="structure", error_code="6001"))
+            if choice_of and len(obj) > 1:
+                hit = [choice_of[k] for k in obj if k in choice_of]
+                if len(hit) > 1 and len(set(hit)) < len(hit):
+                    for epath in sorted({e for e in hit if hit.count(e) > 1}):
+                        ctx.out.append(issue(f"{epath}: only one of the types may be present",
+                                             path, code="structure", error_code="6001"))
             for inv in invariants:
                 inv(obj, path, ctx)
         return check
@@ -519,9 +539,36 @@ class Compiler:
 
 
 def _show(v: Any) -> str:
-    import orjson
-
     return orjson.dumps(v).decode()
+
+
+def _float(v: Any) -> float:
+    return float(v)  # Decimal (a rendered Bundle): same verdicts as the float it serialises to
+
+
+def _memo(check: Check, reference: bool, limit: int = 50_000) -> Check:
+    """``check`` remembering the values it found clean (no issue, no reference recorded):
+    a value seen before costs one serialisation and one set lookup. Codings, references,
+    quantities and identifiers repeat across the resources of a visit and across visits."""
+    clean: set[bytes] = set()
+    dumps = orjson.dumps
+
+    def memo(v, p, ctx):
+        if reference and type(v) is dict and str(v.get("reference", "")).startswith("#"):
+            return check(v, p, ctx)  # ref-1 depends on the containing resource
+        try:
+            key = dumps(v, default=_float)
+        except TypeError:
+            return check(v, p, ctx)
+        if key in clean:
+            return
+        n, m = len(ctx.out), len(ctx.refs)
+        check(v, p, ctx)
+        if len(ctx.out) == n and len(ctx.refs) == m:
+            if len(clean) >= limit:
+                clean.clear()
+            clean.add(key)
+    return memo
 
 
 def _forbidden(key: str) -> Check:
