@@ -121,6 +121,7 @@ class Compiler:
         self._roots: dict[str, Check] = {}
         self._trees: dict[str, _Node] = {}
         self._prims: dict[str, Check] = {}
+        self._objects: dict[tuple[str, str], Check] = {}
 
     # ---- entry points ----------------------------------------------------------------
     def root(self, url: str) -> Check | None:
@@ -207,9 +208,7 @@ class Compiler:
             base = self._object(node, sd, root)
         elif el.get("cref"):
             target = _find(root, el["cref"])
-            cell: list[Check] = []
-            base = lambda v, p, ctx: cell[0](v, p, ctx)  # noqa: E731 - filled in below
-            cell.append(self._object(target, sd, root) if target else (lambda v, p, ctx: None))
+            base = self._shared_object(target, sd, root) if target else (lambda v, p, ctx: None)
         else:
             base = self._type_check(t or (el.get("types") or [{"code": "Element"}])[0])
         extras = self._extras(node, sd, t)
@@ -228,6 +227,18 @@ class Compiler:
         if self._memoizable(node, code):
             return _memo(check, code == "Reference")
         return check
+
+    def _shared_object(self, node: _Node, sd: dict, root: _Node) -> Check:
+        """One checker per element, for contentReference (which may recurse:
+        Questionnaire.item.item → Questionnaire.item)."""
+        key = (sd["url"], node.el["id"])
+        fn = self._objects.get(key)
+        if fn is None:
+            cell: list[Check] = []
+            self._objects[key] = lambda v, p, ctx: cell[0](v, p, ctx)
+            cell.append(self._object(node, sd, root))
+            fn = self._objects[key] = cell[0]
+        return fn
 
     def _memoizable(self, node: _Node, code: str) -> bool:
         """Complex values that hold no resource and whose checks look no further than

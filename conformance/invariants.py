@@ -33,7 +33,7 @@ _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
 def _has_value_key(n: dict) -> bool:
     for k in n:
-        if k.startswith("value"):
+        if k.startswith(("value", "_value")):  # `_valueString`: a value with only extensions
             return True
     return False
 

@@ -43,7 +43,7 @@ def problem_function(type_code: str, regex: str | None) -> Callable[[object], st
         return integer
     if type_code == "decimal":
         return lambda v: None if type(v) in _NUMBERS else "must be a JSON number"
-    pattern = re.compile(regex).fullmatch if regex else None
+    pattern = re.compile(regex, re.ASCII).fullmatch if regex else None  # \s as in Java: ASCII
     cache: dict[str, str | None] = {}
 
     def text(v: object) -> str | None:
@@ -54,7 +54,7 @@ def problem_function(type_code: str, regex: str | None) -> Callable[[object], st
         except KeyError:
             pass
         why = None
-        if not v.strip():
+        if not v:
             why = "must not be empty"
         elif pattern is not None and pattern(v) is None:
             why = f"is not a valid {type_code}"

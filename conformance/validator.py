@@ -16,6 +16,7 @@ resolved reference points at an allowed resource type). How: ``conformance/compi
 
 from __future__ import annotations
 
+import re
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +29,7 @@ from gateway.errors import issue, outcome
 PROFILE_BASE = "https://yikatong.org/fhir/StructureDefinition/"
 VISIT_BUNDLE = PROFILE_BASE + "yikatong-visit-bundle"
 _LOCAL_REF = ("urn:uuid:", "urn:oid:")
+_RELATIVE = re.compile(r"([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-Za-z0-9\-.]{1,64})?")
 
 
 class _Ctx:
@@ -124,8 +126,9 @@ def _bundle_references(bundle: dict, refs: list, root: str) -> list[dict[str, An
             out.append(issue(f"reference {ref} does not resolve to an entry of the Bundle",
                              f"{path}.reference", code="not-found", error_code="6002"))
             continue
-        if kind is None and "/" in ref and not ref.startswith(("#", "http:", "https:")):
-            kind = ref.split("/")[-2] if ref.count("/") >= 1 else None
+        if kind is None and not ref.startswith(("#", "http:", "https:", "urn:")):
+            m = _RELATIVE.fullmatch(ref)
+            kind = m.group(1) if m else None
         if kind and targets and "Resource" not in targets and kind not in targets:
             out.append(issue(f"a reference to a {kind} is not allowed here "
                              f"(allowed: {', '.join(targets)})", f"{path}.reference",
