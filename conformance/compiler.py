@@ -21,7 +21,7 @@ import orjson
 
 from conformance import primitives
 from conformance.definitions import CORE, Definitions
-from conformance.invariants import NATIVE, PRIMITIVE_CONTEXT, FhirPath, native
+from conformance.invariants import GUARDS, NATIVE, PRIMITIVE_CONTEXT, FhirPath, native
 from gateway.errors import issue
 
 Check = Callable[[Any, str, Any], None]
@@ -94,6 +94,49 @@ def _get(value: Any, path: str) -> list[Any]:
     return items
 
 
+def pattern_matcher(pattern: Any) -> Callable[[Any], bool]:
+    """``matches_pattern`` with the pattern unfolded into closures once."""
+    if type(pattern) is dict:
+        parts = tuple((k, pattern_matcher(v)) for k, v in pattern.items())
+
+        def match_dict(value):
+            if type(value) is not dict:
+                return False
+            for k, m in parts:
+                if k not in value or not m(value[k]):
+                    return False
+            return True
+        return match_dict
+    if type(pattern) is list:
+        items = tuple(pattern_matcher(p) for p in pattern)
+
+        def match_list(value):
+            if type(value) is not list:
+                return False
+            for m in items:
+                for v in value:
+                    if m(v):
+                        break
+                else:
+                    return False
+            return True
+        return match_list
+    return lambda value: value == pattern
+
+
+def _getter(path: str) -> Callable[[Any], list]:
+    if path in ("$this", ""):
+        return lambda v: [v]
+    if "." not in path:
+        def one(v):
+            if type(v) is dict and path in v:
+                x = v[path]
+                return x if type(x) is list else [x]
+            return []
+        return one
+    return lambda v: _get(v, path)
+
+
 def matches_pattern(pattern: Any, value: Any) -> bool:
     """FHIR pattern semantics: every part of the pattern is present in the value
     (arrays: each pattern item matches some value item)."""
@@ -114,8 +157,9 @@ def _cap(s: str) -> str:
 
 class Compiler:
     def __init__(self, defs: Definitions, project_expressions: dict[str, str],
-                 fhirpath: FhirPath | None = None):
+                 fhirpath: FhirPath | None = None, memo: bool = True):
         self.defs = defs
+        self.memo = memo
         self.project_expressions = project_expressions
         self.fhirpath = fhirpath or FhirPath()
         self._roots: dict[str, Check] = {}
@@ -224,7 +268,7 @@ class Compiler:
                 base(v, p, ctx)
                 for x in extras:
                     x(v, p, ctx)
-        if self._memoizable(node, code):
+        if self.memo and self._memoizable(node, code):
             return _memo(check, code == "Reference")
         return check
 
@@ -265,9 +309,10 @@ class Compiler:
             out.append(fixed_check)
         if "pattern" in el:
             pattern = el["pattern"][1]
+            matcher = pattern_matcher(pattern)
 
             def pattern_check(v, p, ctx):
-                if not matches_pattern(pattern, v):
+                if not matcher(v):
                     ctx.out.append(issue(f"the value must match the pattern {_show(pattern)}",
                                          p, code="value", error_code="6001"))
             out.append(pattern_check)
@@ -331,6 +376,16 @@ class Compiler:
 
         if fn is not None:
             on_primitive = key in PRIMITIVE_CONTEXT
+            guard = GUARDS.get(key)
+            if guard is not None:
+                def check_guarded(v, p, ctx):
+                    if type(v) is dict and guard in v:
+                        ok = fn(v, ctx)
+                        if ok is None:
+                            ok = fp.holds(expression, base_path, v, ctx)
+                        if ok is False:
+                            failed(p, ctx)
+                return check_guarded
 
             def check_native(v, p, ctx):
                 ok = fn(v, ctx) if on_primitive or type(v) is dict else True
@@ -408,6 +463,8 @@ class Compiler:
                     ctx.out.append(issue(f"unrecognised property {key!r}",
                                          f"{path}.{key}", code="structure", error_code="6001"))
             for epath, names, mn in required_t:
+                if mn == 1 and len(names) == 1 and names[0] in obj:
+                    continue
                 n = 0
                 for k in names:
                     if k in obj:
@@ -516,16 +573,19 @@ class Compiler:
                 continue
             how, value = expected
             if kind == "value" and how == "fixed":
-                tests.append((dpath, lambda got, value=value: value in got))
+                tests.append((_getter(dpath), lambda got, value=value: value in got))
             else:
-                tests.append((dpath, lambda got, value=value: any(
-                    matches_pattern(value, g) for g in got)))
+                m = pattern_matcher(value)
+                tests.append((_getter(dpath), lambda got, m=m: any(m(g) for g in got)))
         if not tests:
             return lambda v: False
+        if len(tests) == 1:
+            (get, test), = tests
+            return lambda v: test(get(v))
 
         def match(v):
-            for dpath, test in tests:
-                if not test(_get(v, dpath)):
+            for get, test in tests:
+                if not test(get(v)):
                     return False
             return True
         return match

@@ -240,6 +240,14 @@ NATIVE: dict[str, tuple[str, Native]] = {
 }
 
 
+# A native that holds whenever its node lacks this key is not called then (a dict lookup
+# instead of a call: dom-2..dom-5 run on every resource, and almost none has `contained`).
+GUARDS = {"dom-2": "contained", "dom-3": "contained", "dom-4": "contained",
+          "dom-5": "contained", "bdl-1": "total", "bdl-2": "entry", "bdl-7": "entry",
+          "bdl-8": "fullUrl", "obs-6": "dataAbsentReason", "obs-7": "component",
+          "prr-1": "orderDetail", "per-1": "end", "rng-2": "low", "qty-3": "code",
+          "cpt-2": "value", "att-1": "data", "ref-1": "reference", "con-4": None}
+
 # natives whose context is a primitive value (the others are given JSON objects only)
 PRIMITIVE_CONTEXT = frozenset({"pat-cn-1"})
 

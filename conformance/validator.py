@@ -55,11 +55,14 @@ class _Ctx:
 
 
 class Validator:
-    def __init__(self, package: Path | None = None):
+    """``memo=False``: check every value in full, even one seen clean before (same verdicts,
+    slower; the benchmarks' baseline)."""
+
+    def __init__(self, package: Path | None = None, memo: bool = True):
         from conformance.registry import load
 
         self.defs, expressions = load(package)
-        self.compiler = Compiler(self.defs, expressions)
+        self.compiler = Compiler(self.defs, expressions, memo=memo)
         self._lock = threading.Lock()
 
     def checker(self, url: str) -> Any:
@@ -136,20 +139,21 @@ def _bundle_references(bundle: dict, refs: list, root: str) -> list[dict[str, An
     return out
 
 
-@lru_cache(maxsize=1)
-def validator() -> Validator:
+@lru_cache(maxsize=2)
+def validator(memo: bool = True) -> Validator:
     """The process-wide validator on the vendored core subset and the project's profiles."""
-    return Validator()
+    return Validator(memo=memo)
 
 
 def validate(resource: Any, profile: str | None = None) -> list[dict[str, Any]]:
     return validator().validate(resource, profile)
 
 
-def validate_bundle(bundle: Any, profile: str = VISIT_BUNDLE) -> list[dict[str, Any]]:
+def validate_bundle(bundle: Any, profile: str = VISIT_BUNDLE, *,
+                    memo: bool = True) -> list[dict[str, Any]]:
     """What rejects a rendered visit: the errors against the visit Bundle profile. (Warnings
     — best-practice dom-6, extensible bindings — are for ``validate`` / ``$validate``.)"""
-    return [i for i in validator().validate(bundle, profile) if i["severity"] in ERRORS]
+    return [i for i in validator(memo).validate(bundle, profile) if i["severity"] in ERRORS]
 
 
 ERRORS = ("error", "fatal")
