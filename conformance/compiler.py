@@ -617,12 +617,33 @@ def _float(v: Any) -> float:
     return float(v)  # Decimal (a rendered Bundle): same verdicts as the float it serialises to
 
 
-def _memo(check: Check, reference: bool, limit: int = 50_000) -> Check:
-    """``check`` remembering the values it found clean (no issue, no reference recorded):
-    a value seen before costs one serialisation and one set lookup. Codings, references,
-    quantities and identifiers repeat across the resources of a visit and across visits."""
-    clean: set[bytes] = set()
+class _Clean:
+    """The values found clean, for every memoised checker: one bounded set, keyed by the
+    checker's tag and the value's JSON bytes; emptied when full."""
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self.keys: set[bytes] = set()
+        self.tags = 0
+
+    def tag(self) -> bytes:
+        self.tags += 1
+        return b"%d|" % self.tags
+
+
+_CLEAN = _Clean()
+
+
+def _memo(check: Check, reference: bool) -> Check:
+    """``check`` skipping values found clean before (no issue, no reference recorded): one
+    serialisation and one set lookup. Codings, references, quantities and identifiers
+    repeat across the resources of a visit and across visits. Values of more than
+    ``_MEMO_MAX`` bytes are checked each time (they rarely repeat)."""
+    clean = _CLEAN.keys
+    tag = _CLEAN.tag()
     dumps = orjson.dumps
+    limit = _CLEAN.LIMIT
 
     def memo(v, p, ctx):
         if reference and type(v) is dict and str(v.get("reference", "")).startswith("#"):
@@ -631,6 +652,9 @@ def _memo(check: Check, reference: bool, limit: int = 50_000) -> Check:
             key = dumps(v, default=_float)
         except TypeError:
             return check(v, p, ctx)
+        if len(key) > _MEMO_MAX:
+            return check(v, p, ctx)
+        key = tag + key
         if key in clean:
             return
         n, m = len(ctx.out), len(ctx.refs)
@@ -640,6 +664,9 @@ def _memo(check: Check, reference: bool, limit: int = 50_000) -> Check:
                 clean.clear()
             clean.add(key)
     return memo
+
+
+_MEMO_MAX = 512
 
 
 def _forbidden(key: str) -> Check:

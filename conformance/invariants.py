@@ -17,6 +17,7 @@ outside its node (no ``%resource``, ``%rootResource``, ``resolve()``). ``htmlChe
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from collections.abc import Callable
 from typing import Any
 
@@ -72,8 +73,17 @@ def _dom3(n: dict, ctx: Any) -> bool:
     return all("#" + str(c.get("id")) in refs for c in contained)
 
 
+def _entries_all(n: dict, key: str, types: tuple[str, ...]) -> bool:
+    """bdl-3 / bdl-4: ``entry.all(<key>.exists() = (%resource.type = ...))``. Without a
+    type the comparison is empty, and all() holds only over no entries (FHIRPath)."""
+    entries = [e for e in n.get("entry", ()) if type(e) is dict]
+    if "type" not in n:
+        return not entries
+    return all((key in e) == (n["type"] in types) for e in entries)
+
+
 def _bdl7(n: dict, ctx: Any) -> bool:
-    if n.get("type") == "history":
+    if n.get("type", "history") == "history":  # no type: `type = 'history'` is empty
         return True
     seen = set()
     for e in n.get("entry", ()):
@@ -116,6 +126,21 @@ def _both_or_none(a: str, b: str) -> Native:
     return lambda n, ctx: True if a not in n or b not in n else None
 
 
+def _per1(n: dict, ctx: Any) -> bool | None:
+    """start <= end, when both are there and comparable (same precision; FHIRPath leaves
+    other comparisons empty, i.e. passing)."""
+    start, end = n.get("start"), n.get("end")
+    if type(start) is not str or type(end) is not str:
+        return True
+    if len(start) <= 10 and len(end) <= 10:
+        return start <= end if len(start) == len(end) else True
+    try:
+        s, e = datetime.fromisoformat(start), datetime.fromisoformat(end)
+        return s <= e if (s.tzinfo is None) == (e.tzinfo is None) else True
+    except ValueError:
+        return True  # not a dateTime: the primitive check reports it
+
+
 def citizen_id_check_digit(value: Any) -> bool:
     """GB 11643: 17 digits and a check digit (0-9 or X) — what pat-cn-1 states in FHIRPath."""
     if type(value) is not str or len(value) != 18 or not value[:17].isdigit() \
@@ -132,6 +157,8 @@ def _card_identifier(i: Any) -> bool:
 
 def _hospital_card_system(n: dict, ctx: Any) -> bool:
     s = n.get("system")
+    if s is None:
+        return True  # empty; the slice's system (1..1) reports it
     return type(s) is str and s.startswith(f"{BASE}/sid/org/") and s.endswith("/card")
 
 
@@ -157,19 +184,18 @@ NATIVE: dict[str, tuple[str, Native]] = {
     "dom-6": ("text.`div`.exists()",
               lambda n, ctx: type(n.get("text")) is dict and "div" in n["text"]),
     "bdl-1": ("total.empty() or (type = 'searchset') or (type = 'history')",
-              lambda n, ctx: "total" not in n or n.get("type") in ("searchset", "history")),
+              lambda n, ctx: "total" not in n or "type" not in n
+              or n["type"] in ("searchset", "history")),
     "bdl-2": ("entry.search.empty() or (type = 'searchset')",
-              lambda n, ctx: n.get("type") == "searchset" or not any(
+              lambda n, ctx: "type" not in n or n["type"] == "searchset" or not any(
                   type(e) is dict and "search" in e for e in n.get("entry", ()))),
     "bdl-3": ("entry.all(request.exists() = (%resource.type = 'batch' or %resource.type = "
               "'transaction' or %resource.type = 'history'))",
-              lambda n, ctx: all(("request" in e) == (n.get("type") in (
-                  "batch", "transaction", "history")) for e in n.get("entry", ()) if type(e) is dict)),
+              lambda n, ctx: _entries_all(n, "request", ("batch", "transaction", "history"))),
     "bdl-4": ("entry.all(response.exists() = (%resource.type = 'batch-response' or "
               "%resource.type = 'transaction-response' or %resource.type = 'history'))",
-              lambda n, ctx: all(("response" in e) == (n.get("type") in (
-                  "batch-response", "transaction-response", "history"))
-                  for e in n.get("entry", ()) if type(e) is dict)),
+              lambda n, ctx: _entries_all(n, "response", ("batch-response", "transaction-response",
+                                                         "history"))),
     "bdl-5": ("resource.exists() or request.exists() or response.exists()",
               lambda n, ctx: "resource" in n or "request" in n or "response" in n),
     "bdl-7": ("(type = 'history') or entry.where(fullUrl.exists()).select(fullUrl&resource.meta"
@@ -218,7 +244,7 @@ NATIVE: dict[str, tuple[str, Native]] = {
     "prr-1": ("orderDetail.empty() or code.exists()",
               lambda n, ctx: "orderDetail" not in n or "code" in n),
     "per-1": ("start.hasValue().not() or end.hasValue().not() or (start <= end)",
-              _both_or_none("start", "end")),
+              _per1),
     "rng-2": ("low.empty() or high.empty() or (low <= high)", _both_or_none("low", "high")),
     "qty-3": ("code.empty() or system.exists()", lambda n, ctx: "code" not in n or "system" in n),
     "cpt-2": ("value.empty() or system.exists()", lambda n, ctx: "value" not in n or "system" in n),

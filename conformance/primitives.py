@@ -14,7 +14,7 @@ from gateway.errors import issue
 
 NUMBER = {"integer": (-2**31, 2**31 - 1), "positiveInt": (1, 2**31 - 1),
           "unsignedInt": (0, 2**31 - 1), "integer64": (-2**63, 2**63 - 1)}
-_LIMIT = 200_000
+_LIMIT = 20_000
 _NUMBERS = (int, float, Decimal)  # a rendered Bundle holds Decimals until it is serialised
 
 
