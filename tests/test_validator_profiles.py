@@ -1,0 +1,101 @@
+"""The profiles load, their snapshots generate, the vendored core subset is what the
+package builds, and every golden visit Bundle conforms."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+
+from conformance import build_core, corepkg
+from conformance.compiler import Compiler
+from conformance.definitions import PROFILES, SUBSET, Definitions, load_subset
+from conformance.registry import load_profiles
+from conformance.snapshot import SnapshotError, generate
+from conformance.validator import VISIT_BUNDLE, _Ctx, validate_bundle, validator
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = "https://yikatong.org/fhir/StructureDefinition/"
+
+
+def _elements(url: str) -> dict[str, dict]:
+    return {e["id"]: e for e in validator().defs.sd(url)["elements"]}
+
+
+def test_every_profile_file_loads_with_a_snapshot():
+    urls = {json.loads(p.read_text("utf-8"))["url"]
+            for p in PROFILES.glob("StructureDefinition-*.json")}
+    assert len(urls) >= 12
+    for url in urls:
+        sd = validator().defs.sd(url)
+        assert sd is not None and sd["derivation"] == "constraint", url
+        assert len(sd["elements"]) >= 5, url
+
+
+def test_patient_snapshot_has_the_card_slices_with_their_children():
+    els = _elements(BASE + "yikatong-patient")
+    assert els["Patient.identifier"]["slicing"]["disc"] == [["pattern", "type"]]
+    for name in ("citizenId", "sscCardNo", "sscCardId", "healthCard", "hospitalCard"):
+        assert els[f"Patient.identifier:{name}"]["slice"] == name
+        assert els[f"Patient.identifier:{name}.value"]["min"] == 1
+        assert f"Patient.identifier:{name}.period" in els  # copied from Identifier
+    assert els["Patient.identifier:citizenId.system"]["fixed"] == ["Uri", "urn:oid:2.16.156.10011.1.3"]
+    assert [c[0] for c in els["Patient.identifier:citizenId.value"]["con"]] == ["ele-1", "pat-cn-1"]
+    assert els["Patient.name"]["min"] == 1 and els["Patient.gender"]["min"] == 1
+    assert els["Patient.gender"]["bmax"] == "1" and els["Patient.identifier"]["bmax"] == "*"
+
+
+def test_encounter_period_start_unfolds_period():
+    els = _elements(BASE + "yikatong-encounter")
+    assert els["Encounter.period"]["min"] == 1
+    assert els["Encounter.period.start"]["min"] == 1
+    assert els["Encounter.class"]["binding"] == ["required", "https://yikatong.org/fhir/ValueSet/yikatong-encounter-class"]
+
+
+def test_a_differential_naming_no_element_is_refused():
+    defs = validator().defs
+    bad = {"url": "x", "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+           "differential": {"element": [{"id": "Patient.nonsense", "path": "Patient.nonsense"}]}}
+    with pytest.raises(SnapshotError):
+        generate(bad, defs)
+
+
+def test_closed_slicing(tmp_path):
+    profile = {
+        "resourceType": "StructureDefinition", "url": BASE + "closed-test", "name": "ClosedTest",
+        "kind": "resource", "abstract": False, "type": "Patient", "derivation": "constraint",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+        "differential": {"element": [
+            {"id": "Patient.identifier", "path": "Patient.identifier",
+             "slicing": {"discriminator": [{"type": "value", "path": "system"}], "rules": "closed"}},
+            {"id": "Patient.identifier:mrn", "path": "Patient.identifier", "sliceName": "mrn"},
+            {"id": "Patient.identifier:mrn.system", "path": "Patient.identifier.system",
+             "fixedUri": "urn:mrn"}]}}
+    (tmp_path / "StructureDefinition-closed-test.json").write_text(json.dumps(profile))
+    defs = Definitions()
+    load_subset(defs)
+    check = Compiler(defs, load_profiles(defs, tmp_path)).root(BASE + "closed-test")
+    ctx = _Ctx(validator())
+    patient = {"resourceType": "Patient", "identifier": [
+        {"system": "urn:mrn", "value": "1"}, {"system": "urn:other", "value": "2"}]}
+    ctx.resource = ctx.root = patient
+    check(patient, "Patient", ctx)
+    assert [(i["code"], i["expression"]) for i in ctx.out if i["severity"] == "error"] == [
+        ("structure", ["Patient.identifier[1]"])]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "tests" / "golden").glob("*/*/expected.bundle.json")),
+                         ids=lambda p: p.parent.name)
+def test_golden_bundles_conform(path):
+    bundle = json.loads(path.read_text("utf-8"))
+    assert validate_bundle(bundle, VISIT_BUNDLE) == []
+
+
+def test_vendored_core_subset_is_what_the_package_builds(tmp_path):
+    target = tmp_path / "subset.json.gz"
+    build_core.build(corepkg.fetch(), target)
+    assert orjson.loads(gzip.decompress(target.read_bytes())) == \
+        orjson.loads(gzip.decompress(SUBSET.read_bytes()))
