@@ -16,6 +16,7 @@ outside its node (no ``%resource``, ``%rootResource``, ``resolve()``). ``htmlChe
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import datetime
 from collections.abc import Callable
@@ -29,6 +30,7 @@ Native = Callable[[Any, Any], "bool | None"]
 CARD_TYPE = f"{BASE}/CodeSystem/card-type"
 _VER = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 _CLIN = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+_TRACE = re.compile(r"\.trace\('[^']*'(?:,\s*[^()]*)?\)")
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
 
@@ -306,7 +308,8 @@ class FhirPath:
         if parsed is None:
             from fhirpathpy.parser import parse
 
-            parsed = self._parsed[expression] = parse(expression)
+            # trace() only prints (to stdout, from fhirpathpy): drop it, the verdict is the same
+            parsed = self._parsed[expression] = parse(_TRACE.sub("", expression))
         return parsed
 
     def holds(self, expression: str, base: str, node: Any, ctx: Any) -> bool | None:
