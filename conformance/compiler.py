@@ -14,6 +14,7 @@ problem, ``expression`` the FHIRPath of the place (``Patient.identifier[0].value
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ import orjson
 
 from conformance import primitives
 from conformance.definitions import CORE, Definitions
-from conformance.invariants import GUARDS, NATIVE, PRIMITIVE_CONTEXT, FhirPath, native
+from conformance.invariants import GUARDS, PRIMITIVE_CONTEXT, FhirPath, native
 from gateway.errors import issue
 
 Check = Callable[[Any, str, Any], None]
@@ -95,7 +96,8 @@ def _get(value: Any, path: str) -> list[Any]:
 
 
 def pattern_matcher(pattern: Any) -> Callable[[Any], bool]:
-    """``matches_pattern`` with the pattern unfolded into closures once."""
+    """A test for FHIR pattern semantics — every part of the pattern is present in the
+    value (arrays: each pattern item matches some value item) — unfolded into closures."""
     if type(pattern) is dict:
         parts = tuple((k, pattern_matcher(v)) for k, v in pattern.items())
 
@@ -137,20 +139,6 @@ def _getter(path: str) -> Callable[[Any], list]:
     return lambda v: _get(v, path)
 
 
-def matches_pattern(pattern: Any, value: Any) -> bool:
-    """FHIR pattern semantics: every part of the pattern is present in the value
-    (arrays: each pattern item matches some value item)."""
-    if type(pattern) is dict:
-        if type(value) is not dict:
-            return False
-        return all(k in value and matches_pattern(v, value[k]) for k, v in pattern.items())
-    if type(pattern) is list:
-        if type(value) is not list:
-            return False
-        return all(any(matches_pattern(p, v) for v in value) for p in pattern)
-    return pattern == value
-
-
 def _cap(s: str) -> str:
     return s[0].upper() + s[1:]
 
@@ -163,26 +151,37 @@ class Compiler:
         self.project_expressions = project_expressions
         self.fhirpath = fhirpath or FhirPath()
         self._roots: dict[str, Check] = {}
+        self._building: dict[str, Check] = {}
+        self._lock = threading.RLock()
         self._trees: dict[str, _Node] = {}
         self._prims: dict[str, Check] = {}
         self._objects: dict[tuple[str, str], Check] = {}
 
     # ---- entry points ----------------------------------------------------------------
     def root(self, url: str) -> Check | None:
-        """The checker of a whole StructureDefinition (a resource or a data type)."""
+        """The checker of a whole StructureDefinition (a resource or a data type), compiled
+        on first use. Thread-safe: a checker is published only once it is complete (a
+        recursive type, such as Extension.extension, meets its own stand-in meanwhile)."""
         fn = self._roots.get(url)
         if fn is not None:
             return fn
-        sd = self.defs.sd(url)
-        if sd is None:
-            return None
-        cell: list[Check] = []
-        self._roots[url] = lambda v, p, ctx: cell[0](v, p, ctx)  # recursion (Extension.extension)
-        node = self._tree(sd)
-        built = self._object(node, sd, node, resource=sd["kind"] == "resource")
-        cell.append(built)
-        self._roots[url] = built
-        return built
+        with self._lock:
+            fn = self._roots.get(url) or self._building.get(url)
+            if fn is not None:
+                return fn
+            sd = self.defs.sd(url)
+            if sd is None:
+                return None
+            cell: list[Check] = []
+            self._building[url] = lambda v, p, ctx: cell[0](v, p, ctx)
+            try:
+                node = self._tree(sd)
+                built = self._object(node, sd, node, resource=sd["kind"] == "resource")
+            finally:
+                del self._building[url]
+            cell.append(built)
+            self._roots[url] = built
+            return built
 
     def _tree(self, sd: dict) -> _Node:
         t = self._trees.get(sd["url"])
@@ -234,8 +233,9 @@ class Compiler:
             rtype = value.get("resourceType")
             url = by_type.get(rtype) if type(rtype) is str else None
             fn = self.root(url or CORE + str(rtype)) if rtype else None
-            if fn is None or (url is None and (self.defs.type_sd(str(rtype)) or {}).get(
-                    "kind") != "resource"):
+            core = self.defs.type_sd(str(rtype)) or {}
+            if fn is None or (url is None and (core.get("kind") != "resource"
+                                               or core.get("abstract"))):
                 ctx.out.append(issue(f"unknown resourceType {rtype!r}",
                                      f"{path}.resourceType" if rtype else path,
                                      code="structure", error_code="6001"))
@@ -255,19 +255,7 @@ class Compiler:
             base = self._shared_object(target, sd, root) if target else (lambda v, p, ctx: None)
         else:
             base = self._type_check(t or (el.get("types") or [{"code": "Element"}])[0])
-        extras = self._extras(node, sd, t)
-        check = base
-        if len(extras) == 1:
-            only = extras[0]
-
-            def check(v, p, ctx):
-                base(v, p, ctx)
-                only(v, p, ctx)
-        elif extras:
-            def check(v, p, ctx):
-                base(v, p, ctx)
-                for x in extras:
-                    x(v, p, ctx)
+        check = _chain(base, self._extras(node, sd, t))
         if self.memo and self._memoizable(node, code):
             return _memo(check, code == "Reference")
         return check
@@ -609,6 +597,24 @@ class Compiler:
         return None
 
 
+def _chain(base: Check, extras: list[Check]) -> Check:
+    if not extras:
+        return base
+    if len(extras) == 1:
+        only = extras[0]
+
+        def both(v, p, ctx):
+            base(v, p, ctx)
+            only(v, p, ctx)
+        return both
+
+    def all_of(v, p, ctx):
+        base(v, p, ctx)
+        for x in extras:
+            x(v, p, ctx)
+    return all_of
+
+
 def _show(v: Any) -> str:
     return orjson.dumps(v).decode()
 
@@ -699,4 +705,4 @@ def _recording(item: Check, targets: tuple[str, ...]) -> Check:
     return check
 
 
-__all__ = ["Compiler", "NATIVE", "matches_pattern"]
+__all__ = ["Compiler"]

@@ -102,7 +102,6 @@ class Definitions:
 
     def __init__(self) -> None:
         self.sds: dict[str, J] = {}
-        self.full: dict[str, J] = {}  # full snapshots, only where the snapshot generator needs them
         self.valuesets: dict[str, frozenset[tuple[str, str]] | None] = {}
 
     def add(self, compact: J) -> None:

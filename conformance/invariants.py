@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from gateway.identifiers import BASE, CITIZEN_ID
+from gateway.identifiers import BASE
 
 Native = Callable[[Any, Any], "bool | None"]
 CARD_TYPE = f"{BASE}/CodeSystem/card-type"
@@ -274,7 +274,7 @@ GUARDS = {"dom-2": "contained", "dom-3": "contained", "dom-4": "contained",
           "dom-5": "contained", "bdl-1": "total", "bdl-2": "entry", "bdl-7": "entry",
           "bdl-8": "fullUrl", "obs-6": "dataAbsentReason", "obs-7": "component",
           "prr-1": "orderDetail", "per-1": "end", "rng-2": "low", "qty-3": "code",
-          "cpt-2": "value", "att-1": "data", "ref-1": "reference", "con-4": None}
+          "cpt-2": "value", "att-1": "data", "ref-1": "reference"}
 
 # natives whose context is a primitive value (the others are given JSON objects only)
 PRIMITIVE_CONTEXT = frozenset({"pat-cn-1"})
@@ -296,9 +296,7 @@ class FhirPath:
     LIMIT = 100_000
 
     def __init__(self) -> None:
-        from fhirpathpy.models import models
-
-        self.model = models["r4"]
+        self._model: Any = None  # fhirpathpy's R4 model, loaded on first use (~0.1 s)
         self._parsed: dict[str, Any] = {}
         self._verdicts: dict[tuple[str, str, bytes], bool | None] = {}
         self._lock = threading.Lock()
@@ -339,8 +337,12 @@ class FhirPath:
             parsed = self._parse(expression)
             variables = {"resource": ctx.resource, "rootResource": ctx.root,
                          "ucum": "http://unitsofmeasure.org"}
+            if self._model is None:
+                from fhirpathpy.models import models
+
+                self._model = models["r4"]
             result = apply_parsed_path(ResourceNode.create_node(node, base), parsed,
-                                       variables, self.model)
+                                       variables, self._model)
         except Exception:  # noqa: BLE001 - an expression fhirpathpy cannot evaluate
             return None
         if result == [False]:

@@ -19,6 +19,7 @@ _NUMBERS = (int, float, Decimal)  # a rendered Bundle holds Decimals until it is
 
 
 _DATES = ("date", "dateTime", "instant")
+_JSON_NAMES = {dict: "object", list: "array", type(None): "null"}
 
 
 def _real_day(text: str) -> bool:
@@ -74,7 +75,12 @@ def checker(type_code: str, regex: str | None):
     def check(value, path, ctx):
         reason = why(value)
         if reason is not None:
-            shown = value if isinstance(value, (str, int, float, bool)) else type(value).__name__
-            ctx.out.append(issue(f"the value {shown!r} {reason}", path, code="value",
+            if isinstance(value, str):
+                shown = repr(value if len(value) <= 40 else value[:40] + "…")
+            elif isinstance(value, (int, float, bool)):
+                shown = repr(value)
+            else:
+                shown = f"a JSON {_JSON_NAMES.get(type(value), type(value).__name__)}"
+            ctx.out.append(issue(f"the value {shown} {reason}", path, code="value",
                                  error_code="6001"))
     return check

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from conformance.definitions import Definitions, _type_code, compact_element
+from conformance.definitions import Definitions, compact_element
 
 J = dict[str, Any]
 
@@ -68,8 +68,6 @@ def _merge(target: J, d: J, defs: Definitions) -> None:
             target[k] = d[k]
     if "type" in d:
         target["types"] = compact_element({"path": "x", "type": d["type"]}).get("types", [])
-        for t in d["type"]:
-            _type_code(t)
     for k, v in d.items():
         if k.startswith("fixed"):
             target["fixed"] = [k[5:], v]
@@ -108,8 +106,7 @@ def generate(profile: J, defs: Definitions) -> list[J]:
                 end = _subtree_end(snap, si)
                 own = [e for e in snap[si:end] if e["id"] == sliced_id
                        or e["id"].startswith(sliced_id + ".")]
-                copies = [_rebase(e, sliced_id, eid, e["path"] if e is own[0] else snap[si]["path"],
-                                  snap[si]["path"]) for e in own]
+                copies = [_rebase(e, sliced_id, eid, "", "") for e in own]  # same paths
                 copies[0].pop("slicing", None)
                 copies[0]["slice"] = last.split(":", 1)[1]
                 snap[end:end] = copies

@@ -17,7 +17,6 @@ resolved reference points at an allowed resource type). How: ``conformance/compi
 from __future__ import annotations
 
 import re
-import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ class _Ctx:
         if self.root is None:
             self.root = value
         fn(value, path, self)
-        for extra in self.validator.declared(value, skip=fn):
+        for extra in self.validator.declared(value, path, skip=fn):
             extra(value, path, self)
         self.resource, self.root = outer, outer_root
 
@@ -63,21 +62,25 @@ class Validator:
 
         self.defs, expressions = load(package)
         self.compiler = Compiler(self.defs, expressions, memo=memo)
-        self._lock = threading.Lock()
 
     def checker(self, url: str) -> Any:
-        with self._lock:
-            return self.compiler.root(url)
+        return self.compiler.root(url)
 
-    def declared(self, resource: dict, skip: Any = None) -> list[Any]:
-        """Checkers of the known profiles a resource names in ``meta.profile``."""
+    def declared(self, resource: dict, path: str, skip: Any = None) -> list[Any]:
+        """Checkers of the profiles a resource names in ``meta.profile`` (of its own type);
+        a profile not known here is reported as a warning and not checked."""
         meta = resource.get("meta")
         if type(meta) is not dict or type(meta.get("profile")) is not list:
             return []
         out = []
-        for url in meta["profile"]:
-            if type(url) is str and url.startswith(PROFILE_BASE):
-                fn = self.checker(url)
+        for i, url in enumerate(meta["profile"]):
+            if type(url) is not str:
+                continue
+            sd = self.defs.sd(url)
+            if sd is None:
+                out.append(_unknown_profile(url, f"{path}.meta.profile[{i}]"))
+            elif sd["type"] == resource.get("resourceType") and sd["kind"] == "resource":
+                fn = self.checker(sd["url"])
                 if fn is not None and fn is not skip:
                     out.append(fn)
         return out
@@ -100,7 +103,7 @@ class Validator:
                 return [issue(f"the profile {profile} is for {sd['type']}, not {rtype}",
                               f"{root}.resourceType", code="invalid", error_code="6001")]
         core = self.defs.type_sd(rtype)
-        if profile is None and (core is None or core["kind"] != "resource"):
+        if profile is None and (core is None or core["kind"] != "resource" or core["abstract"]):
             return [issue(f"unknown resourceType {rtype!r}", f"{root}.resourceType",
                           code="structure", error_code="6001")]
         fn = self.checker(profile or CORE + rtype)
@@ -108,6 +111,13 @@ class Validator:
         if rtype == "Bundle":
             ctx.out += _bundle_references(resource, ctx.refs, root)
         return ctx.out
+
+
+def _unknown_profile(url: str, where: str) -> Any:
+    def report(value: Any, path: str, ctx: _Ctx) -> None:
+        ctx.out.append(issue(f"profile {url} is not known here and was not checked", where,
+                             code="not-supported", severity="warning", error_code="6001"))
+    return report
 
 
 def _bundle_references(bundle: dict, refs: list, root: str) -> list[dict[str, Any]]:

@@ -99,3 +99,18 @@ def test_vendored_core_subset_is_what_the_package_builds(tmp_path):
     build_core.build(corepkg.fetch(), target)
     assert orjson.loads(gzip.decompress(target.read_bytes())) == \
         orjson.loads(gzip.decompress(SUBSET.read_bytes()))
+
+
+def test_concurrent_first_use_compiles_once_and_agrees():
+    """Checkers compile lazily; threads validating at once all see complete ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conformance.validator import Validator
+
+    fresh = Validator()
+    bundles = [json.loads(p.read_text("utf-8"))
+               for p in sorted((ROOT / "tests" / "golden").glob("*/*/expected.bundle.json"))]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda b: fresh.validate(b, VISIT_BUNDLE), bundles * 4))
+    assert all(not [i for i in r if i["severity"] == "error"] for r in results)
+    assert results[:len(bundles)] == results[len(bundles):2 * len(bundles)]

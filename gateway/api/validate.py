@@ -40,9 +40,11 @@ def router(ctx: Any, authenticate: Callable[[Request], Any], respond: Callable) 
 
     async def run(request: Request, rtype: str | None, profile: str | None) -> Any:
         authenticate(request)
-        raw = await request.body()
-        if len(raw) > limit:
-            raise errors.too_large(limit)
+        raw = bytearray()
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > limit:
+                raise errors.too_large(limit)
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
