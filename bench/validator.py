@@ -4,7 +4,8 @@ models on the same resources in the same run.
     make bench            (or: .venv/bin/python bench/validator.py [--visits N])
 
 Prints resources/s with full profile checks (structure, cardinality, types, slices,
-fixed/pattern values, bindings, invariants, references) on one core; resources/s of
+fixed/pattern values, bindings, invariants, references) on one core, and with the error
+checks only (what the pipeline's validate stage runs); resources/s of
 ``model_validate`` with the fhir.resources R4B models (structure and primitive formats
 only) as the baseline; the cold start (imports + load + first validation) in a fresh
 subprocess; and resident memory after validating every Bundle.
@@ -78,6 +79,13 @@ def main() -> None:
         errors += sum(i["severity"] == "error" for i in v.validate(b, VISIT_BUNDLE))
     t_full = time.perf_counter() - t0
     assert errors == 0, f"{errors} errors on rendered visits"
+    pipeline = validator(warnings=False)  # what the validate stage runs: error checks only
+    for b in bundles[:20]:
+        pipeline.validate(b, VISIT_BUNDLE)
+    t0 = time.perf_counter()
+    for b in bundles:
+        pipeline.validate(b, VISIT_BUNDLE)
+    t_pipeline = time.perf_counter() - t0
 
     models = {r["resourceType"]: get_fhir_model_class(r["resourceType"]) for r in resources}
     for r in resources[:200]:
@@ -96,6 +104,7 @@ def main() -> None:
     print(f"\n== profile validator ({len(bundles)} visit Bundles, {n} resources, one core)")
     print(f"  full profile checks:               {n / t_full:9.0f} resources/s "
           f"({t_full / len(bundles) * 1000:.2f} ms/Bundle)")
+    print(f"  the same, errors only (pipeline):   {n / t_pipeline:9.0f} resources/s")
     print(f"  fhir.resources model_validate:     {n / t_models:9.0f} resources/s  (baseline)")
     print(f"  ratio: {t_models / t_full:.1f}x the baseline")
     print(f"  cold start (fresh process): {cold['cold'] * 1000:.0f} ms = imports + load "

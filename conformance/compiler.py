@@ -145,9 +145,10 @@ def _cap(s: str) -> str:
 
 class Compiler:
     def __init__(self, defs: Definitions, project_expressions: dict[str, str],
-                 fhirpath: FhirPath | None = None, memo: bool = True):
+                 fhirpath: FhirPath | None = None, memo: bool = True, warnings: bool = True):
         self.defs = defs
         self.memo = memo
+        self.warnings = warnings  # False: compile the error checks only (the pipeline)
         self.project_expressions = project_expressions
         self.fhirpath = fhirpath or FhirPath()
         self._roots: dict[str, Check] = {}
@@ -317,7 +318,9 @@ class Compiler:
         base_path = el["path"] if node.children or el.get("cref") else (code or "Element")
         for con in el.get("con", ()):
             if con[0] not in own and not (con[0] == "ele-1" and con[3] == ELE_1):
-                out.append(self._invariant(con, base_path))  # ele-1: inline in _object
+                inv = self._invariant(con, base_path)  # ele-1: inline in _object
+                if inv is not None:
+                    out.append(inv)
         return out
 
     def _binding(self, binding: list, code: str) -> Check | None:
@@ -326,6 +329,8 @@ class Compiler:
         if expansion is None:
             return None  # not expandable locally: never reported (conformance/valuesets.py)
         severity = "error" if strength == "required" else "warning"
+        if severity == "warning" and not self.warnings:
+            return None
         codes_only = frozenset(c for _s, c in expansion)
 
         def report(p, ctx, shown):
@@ -351,8 +356,10 @@ class Compiler:
                 report(p, ctx, ", ".join(f"{c.get('system')}#{c['code']}" for c in codings))
         return check_cc
 
-    def _invariant(self, con: list, base_path: str) -> Check:
+    def _invariant(self, con: list, base_path: str) -> Check | None:
         key, severity, human, expression = con
+        if severity != "error" and not self.warnings:
+            return None
         fn = native(key, expression, self.project_expressions)
         fp = self.fhirpath
         if severity not in ("error", "warning"):
@@ -430,6 +437,7 @@ class Compiler:
         invariants = tuple(self._extras(node, sd, None)) if node is root else ()
         required_t = tuple(required)
         choice_of = {k: epath for epath, names in choices for k in names}
+        choice_keys = frozenset(choice_of)
 
         def check(obj, path, ctx):
             if type(obj) is not dict:
@@ -463,8 +471,8 @@ class Compiler:
                 if n < mn:
                     ctx.out.append(issue(f"{epath}: minimum required = {mn}, but only found {n}",
                                          path, code="required", error_code="6001"))
-            if choice_of and len(obj) > 1:
-                hit = [choice_of[k] for k in obj if k in choice_of]
+            if choice_keys and len(obj) > 1 and len(present := choice_keys & obj.keys()) > 1:
+                hit = [choice_of[k] for k in present]
                 if len(hit) > 1 and len(set(hit)) < len(hit):
                     for epath in sorted({e for e in hit if hit.count(e) > 1}):
                         ctx.out.append(issue(f"{epath}: only one of the types may be present",

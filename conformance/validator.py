@@ -55,13 +55,15 @@ class _Ctx:
 
 class Validator:
     """``memo=False``: check every value in full, even one seen clean before (same verdicts,
-    slower; the benchmarks' baseline)."""
+    slower; the benchmarks' baseline). ``warnings=False``: report errors only, and spend no
+    time on what could only be a warning (the pipeline)."""
 
-    def __init__(self, package: Path | None = None, memo: bool = True):
+    def __init__(self, package: Path | None = None, memo: bool = True, warnings: bool = True,
+                 loaded: tuple[Any, dict[str, str]] | None = None):
         from conformance.registry import load
 
-        self.defs, expressions = load(package)
-        self.compiler = Compiler(self.defs, expressions, memo=memo)
+        self.defs, expressions = loaded or load(package)
+        self.compiler = Compiler(self.defs, expressions, memo=memo, warnings=warnings)
 
     def checker(self, url: str) -> Any:
         return self.compiler.root(url)
@@ -149,10 +151,18 @@ def _bundle_references(bundle: dict, refs: list, root: str) -> list[dict[str, An
     return out
 
 
-@lru_cache(maxsize=2)
-def validator(memo: bool = True) -> Validator:
-    """The process-wide validator on the vendored core subset and the project's profiles."""
-    return Validator(memo=memo)
+@lru_cache(maxsize=4)
+def validator(memo: bool = True, warnings: bool = True) -> Validator:
+    """The process-wide validator on the vendored core subset and the project's profiles
+    (variants share the loaded definitions)."""
+    return Validator(memo=memo, warnings=warnings, loaded=_loaded())
+
+
+@lru_cache(maxsize=1)
+def _loaded() -> tuple[Any, dict[str, str]]:
+    from conformance.registry import load
+
+    return load()
 
 
 def validate(resource: Any, profile: str | None = None) -> list[dict[str, Any]]:
@@ -163,7 +173,8 @@ def validate_bundle(bundle: Any, profile: str = VISIT_BUNDLE, *,
                     memo: bool = True) -> list[dict[str, Any]]:
     """What rejects a rendered visit: the errors against the visit Bundle profile. (Warnings
     — best-practice dom-6, extensible bindings — are for ``validate`` / ``$validate``.)"""
-    return [i for i in validator(memo).validate(bundle, profile) if i["severity"] in ERRORS]
+    return [i for i in validator(memo, warnings=False).validate(bundle, profile)
+            if i["severity"] in ERRORS]
 
 
 ERRORS = ("error", "fatal")
