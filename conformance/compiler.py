@@ -281,8 +281,7 @@ class Compiler:
             return False
         if (self.defs.type_sd(code) or {}).get("kind") == "resource":
             return False
-        return not any("%resource" in c[3] or "%rootResource" in c[3]
-                       for c in node.el.get("con", ()))
+        return not _looks_outside(node)
 
     def _extras(self, node: _Node, sd: dict, t: dict | None) -> list[Check]:
         """Fixed and pattern values, the binding, and invariants the type does not run."""
@@ -603,6 +602,14 @@ class Compiler:
                 for prof in t.get("profile", ()):
                     return "fixed", prof
         return None
+
+
+def _looks_outside(node: _Node) -> bool:
+    """Does a constraint on this element or below read beyond it (%resource)?"""
+    if any("%resource" in c[3] or "%rootResource" in c[3] for c in node.el.get("con", ())):
+        return True
+    return any(_looks_outside(c) for c in node.children) or any(
+        _looks_outside(c) for c in node.slices)
 
 
 def _chain(base: Check, extras: list[Check]) -> Check:
