@@ -343,14 +343,14 @@ class Compiler:
             return check_code
         if code == "Coding":
             def check_coding(v, p, ctx):
-                if type(v) is dict and "code" in v and (v.get("system"), v["code"]) not in expansion:
+                if _coded(v) and (v.get("system"), v["code"]) not in expansion:
                     report(p, ctx, f"{v.get('system')}#{v['code']}")
             return check_coding
 
         def check_cc(v, p, ctx):
-            if type(v) is not dict:
+            if type(v) is not dict or type(v.get("coding")) is not list:
                 return
-            codings = [c for c in v.get("coding", ()) if type(c) is dict and "code" in c]
+            codings = [c for c in v["coding"] if _coded(c)]
             if codings and not any((c.get("system"), c["code"]) in expansion for c in codings):
                 report(p, ctx, ", ".join(f"{c.get('system')}#{c['code']}" for c in codings))
         return check_cc
@@ -374,7 +374,7 @@ class Compiler:
             if guard is not None:
                 def check_guarded(v, p, ctx):
                     if type(v) is dict and guard in v:
-                        ok = fn(v, ctx)
+                        ok = _safely(fn, v, ctx)
                         if ok is None:
                             ok = fp.holds(expression, base_path, v, ctx)
                         if ok is False:
@@ -382,7 +382,7 @@ class Compiler:
                 return check_guarded
 
             def check_native(v, p, ctx):
-                ok = fn(v, ctx) if on_primitive or type(v) is dict else True
+                ok = _safely(fn, v, ctx) if on_primitive or type(v) is dict else True
                 if ok is None:
                     ok = fp.holds(expression, base_path, v, ctx)
                 if ok is False:
@@ -601,6 +601,20 @@ class Compiler:
             for t in s.el.get("types", ()):
                 for prof in t.get("profile", ()):
                     return "fixed", prof
+        return None
+
+
+def _coded(c: Any) -> bool:
+    """A Coding whose system and code can be looked up (others: the structure checks)."""
+    return type(c) is dict and type(c.get("code")) is str and type(c.get("system", "")) is str
+
+
+def _safely(fn: Any, v: Any, ctx: Any) -> bool | None:
+    """A native invariant on malformed JSON (a string where an object belongs): undecided,
+    fhirpathpy decides; the structure checks report the malformation itself."""
+    try:
+        return fn(v, ctx)
+    except (AttributeError, TypeError, KeyError, ValueError):
         return None
 
 
