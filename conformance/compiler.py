@@ -10,6 +10,10 @@ Written by hand because no Python library validates FHIR against profiles (fhir.
 checks the base structure only; the official validator is Java). The rules follow the
 FHIR R4 specification and the official validator's reporting style: one issue per
 problem, ``expression`` the FHIRPath of the place (``Patient.identifier[0].value``).
+
+Its parts: ``elements`` (the snapshot as a tree), ``primitives`` (JSON types and formats),
+``patterns`` (fixed / pattern values, slice discriminators), ``bindings``, ``invariants``
+(native and fhirpathpy), ``memo`` (values found clean before).
 """
 
 from __future__ import annotations
@@ -21,8 +25,12 @@ from typing import Any
 import orjson
 
 from conformance import primitives
+from conformance.bindings import binding_check
 from conformance.definitions import CORE, Definitions
+from conformance.elements import Node, find, tree
 from conformance.invariants import GUARDS, PRIMITIVE_CONTEXT, FhirPath, native
+from conformance.memo import memoised
+from conformance.patterns import getter, pattern_matcher
 from gateway.errors import issue
 
 Check = Callable[[Any, str, Any], None]
@@ -34,109 +42,6 @@ RESOURCE_TYPES = ("Resource", "DomainResource")
 
 def _max(v: str) -> float:
     return INF if v == "*" else int(v)
-
-
-class _Node:
-    __slots__ = ("el", "children", "slices")
-
-    def __init__(self, el: dict):
-        self.el = el
-        self.children: list[_Node] = []
-        self.slices: list[_Node] = []
-
-    @property
-    def name(self) -> str:
-        return self.el["path"].rsplit(".", 1)[-1]
-
-
-def tree(elements: list[dict]) -> _Node:
-    """The element tree of a snapshot (slices hang off the element they slice)."""
-    root = _Node(elements[0])
-    by_id = {elements[0]["id"]: root}
-    for el in elements[1:]:
-        eid = el["id"]
-        node = _Node(el)
-        by_id[eid] = node
-        parent_id, _, last = eid.rpartition(".")
-        if ":" in last and last.split(":", 1)[0] == el["path"].rsplit(".", 1)[-1]:
-            sliced = by_id.get(f"{parent_id}.{last.split(':', 1)[0]}")
-            if sliced is not None and "slice" in el:
-                sliced.slices.append(node)
-                continue
-        parent = by_id.get(parent_id)
-        if parent is not None:
-            parent.children.append(node)
-    return root
-
-
-def _find(root: _Node, path: str) -> _Node | None:
-    """contentReference target: ``#Questionnaire.item`` → that node."""
-    parts = path.lstrip("#").split(".")[1:]
-    node = root
-    for p in parts:
-        node = next((c for c in node.children if c.name == p), None)
-        if node is None:
-            return None
-    return node
-
-
-def _get(value: Any, path: str) -> list[Any]:
-    """Values at a simple dotted path (arrays flattened); ``$this`` is the value itself."""
-    items = [value]
-    if path in ("$this", ""):
-        return items
-    for part in path.split("."):
-        nxt = []
-        for it in items:
-            if type(it) is dict and part in it:
-                v = it[part]
-                nxt.extend(v if type(v) is list else (v,))
-        items = nxt
-    return items
-
-
-def pattern_matcher(pattern: Any) -> Callable[[Any], bool]:
-    """A test for FHIR pattern semantics — every part of the pattern is present in the
-    value (arrays: each pattern item matches some value item) — unfolded into closures."""
-    if type(pattern) is dict:
-        parts = tuple((k, pattern_matcher(v)) for k, v in pattern.items())
-
-        def match_dict(value):
-            if type(value) is not dict:
-                return False
-            for k, m in parts:
-                if k not in value or not m(value[k]):
-                    return False
-            return True
-        return match_dict
-    if type(pattern) is list:
-        items = tuple(pattern_matcher(p) for p in pattern)
-
-        def match_list(value):
-            if type(value) is not list:
-                return False
-            for m in items:
-                for v in value:
-                    if m(v):
-                        break
-                else:
-                    return False
-            return True
-        return match_list
-    return lambda value: value == pattern
-
-
-def _getter(path: str) -> Callable[[Any], list]:
-    if path in ("$this", ""):
-        return lambda v: [v]
-    if "." not in path:
-        def one(v):
-            if type(v) is dict and path in v:
-                x = v[path]
-                return x if type(x) is list else [x]
-            return []
-        return one
-    return lambda v: _get(v, path)
 
 
 def _cap(s: str) -> str:
@@ -154,7 +59,7 @@ class Compiler:
         self._roots: dict[str, Check] = {}
         self._building: dict[str, Check] = {}
         self._lock = threading.RLock()
-        self._trees: dict[str, _Node] = {}
+        self._trees: dict[str, Node] = {}
         self._prims: dict[str, Check] = {}
         self._objects: dict[tuple[str, str], Check] = {}
 
@@ -184,7 +89,7 @@ class Compiler:
             self._roots[url] = built
             return built
 
-    def _tree(self, sd: dict) -> _Node:
+    def _tree(self, sd: dict) -> Node:
         t = self._trees.get(sd["url"])
         if t is None:
             t = self._trees[sd["url"]] = tree(sd["elements"])
@@ -245,23 +150,23 @@ class Compiler:
         return check
 
     # ---- element items ---------------------------------------------------------------
-    def _item(self, node: _Node, sd: dict, root: _Node, t: dict | None = None) -> Check:
+    def _item(self, node: Node, sd: dict, root: Node, t: dict | None = None) -> Check:
         """The checker of one value of ``node`` (of type ``t`` for a choice element)."""
         el = node.el
         code = (t or (el.get("types") or [{"code": "Element"}])[0])["code"]
         if node.children:
             base = self._object(node, sd, root)
         elif el.get("cref"):
-            target = _find(root, el["cref"])
+            target = find(root, el["cref"])
             base = self._shared_object(target, sd, root) if target else (lambda v, p, ctx: None)
         else:
             base = self._type_check(t or (el.get("types") or [{"code": "Element"}])[0])
         check = _chain(base, self._extras(node, sd, t))
         if self.memo and self._memoizable(node, code):
-            return _memo(check, code == "Reference")
+            return memoised(check, code == "Reference")
         return check
 
-    def _shared_object(self, node: _Node, sd: dict, root: _Node) -> Check:
+    def _shared_object(self, node: Node, sd: dict, root: Node) -> Check:
         """One checker per element, for contentReference (which may recurse:
         Questionnaire.item.item → Questionnaire.item)."""
         key = (sd["url"], node.el["id"])
@@ -273,7 +178,7 @@ class Compiler:
             fn = self._objects[key] = cell[0]
         return fn
 
-    def _memoizable(self, node: _Node, code: str) -> bool:
+    def _memoizable(self, node: Node, code: str) -> bool:
         """Complex values that hold no resource and whose checks look no further than
         themselves are checked once per distinct value (see ``_memo``)."""
         if code in RESOURCE_TYPES or self._is_primitive(code) or code == "BackboneElement" \
@@ -283,7 +188,7 @@ class Compiler:
             return False
         return not _looks_outside(node)
 
-    def _extras(self, node: _Node, sd: dict, t: dict | None) -> list[Check]:
+    def _extras(self, node: Node, sd: dict, t: dict | None) -> list[Check]:
         """Fixed and pattern values, the binding, and invariants the type does not run."""
         el = node.el
         out: list[Check] = []
@@ -324,36 +229,9 @@ class Compiler:
 
     def _binding(self, binding: list, code: str) -> Check | None:
         strength, url = binding
-        expansion = self.defs.valuesets.get(url)
-        if expansion is None:
-            return None  # not expandable locally: never reported (conformance/valuesets.py)
-        severity = "error" if strength == "required" else "warning"
-        if severity == "warning" and not self.warnings:
+        if strength != "required" and not self.warnings:
             return None
-        codes_only = frozenset(c for _s, c in expansion)
-
-        def report(p, ctx, shown):
-            ctx.out.append(issue(f"{shown} is not in the value set {url} ({strength})", p,
-                                 code="code-invalid", severity=severity, error_code="6004"))
-
-        if code == "code":
-            def check_code(v, p, ctx):
-                if type(v) is str and v not in codes_only:
-                    report(p, ctx, repr(v))
-            return check_code
-        if code == "Coding":
-            def check_coding(v, p, ctx):
-                if _coded(v) and (v.get("system"), v["code"]) not in expansion:
-                    report(p, ctx, f"{v.get('system')}#{v['code']}")
-            return check_coding
-
-        def check_cc(v, p, ctx):
-            if type(v) is not dict or type(v.get("coding")) is not list:
-                return
-            codings = [c for c in v["coding"] if _coded(c)]
-            if codings and not any((c.get("system"), c["code"]) in expansion for c in codings):
-                report(p, ctx, ", ".join(f"{c.get('system')}#{c['code']}" for c in codings))
-        return check_cc
+        return binding_check(strength, url, self.defs.valuesets.get(url), code)
 
     def _invariant(self, con: list, base_path: str) -> Check | None:
         key, severity, human, expression = con
@@ -395,7 +273,7 @@ class Compiler:
         return check_fhirpath
 
     # ---- objects -----------------------------------------------------------------------
-    def _object(self, node: _Node, sd: dict, root: _Node, resource: bool = False) -> Check:
+    def _object(self, node: Node, sd: dict, root: Node, resource: bool = False) -> Check:
         fields: dict[str, Check] = {}
         required: list[tuple[str, tuple[str, ...], int]] = []
         choices: list[tuple[str, tuple[str, ...]]] = []
@@ -480,13 +358,13 @@ class Compiler:
                 inv(obj, path, ctx)
         return check
 
-    def _names(self, child: _Node) -> list[str]:
+    def _names(self, child: Node) -> list[str]:
         name = child.name
         if name.endswith("[x]"):
             return [name[:-3] + _cap(t["code"]) for t in child.el.get("types", ())]
         return [name]
 
-    def _field(self, child: _Node, sd: dict, root: _Node, key: str, is_array: bool, mx: float,
+    def _field(self, child: Node, sd: dict, root: Node, key: str, is_array: bool, mx: float,
                t: dict | None) -> Check:
         item = self._item(child, sd, root, t)
         label = child.el["path"]
@@ -527,7 +405,7 @@ class Compiler:
                 item(v, f"{p}[{i}]", ctx)
         return array
 
-    def _slicer(self, child: _Node, sd: dict, root: _Node, base_item: Check) -> Callable:
+    def _slicer(self, child: Node, sd: dict, root: Node, base_item: Check) -> Callable:
         slicing = child.el.get("slicing") or {"disc": [], "rules": "open"}
         closed = slicing["rules"] == "closed"
         label = child.el["path"]
@@ -560,7 +438,7 @@ class Compiler:
                                          f"{counts[j]}", p, code="structure", error_code="6001"))
         return run
 
-    def _matcher(self, s: _Node, discriminators: list) -> Callable[[Any], bool]:
+    def _matcher(self, s: Node, discriminators: list) -> Callable[[Any], bool]:
         tests = []
         for kind, dpath in discriminators:
             expected = self._discriminator_value(s, dpath)
@@ -568,10 +446,10 @@ class Compiler:
                 continue
             how, value = expected
             if kind == "value" and how == "fixed":
-                tests.append((_getter(dpath), lambda got, value=value: value in got))
+                tests.append((getter(dpath), lambda got, value=value: value in got))
             else:
                 m = pattern_matcher(value)
-                tests.append((_getter(dpath), lambda got, m=m: any(m(g) for g in got)))
+                tests.append((getter(dpath), lambda got, m=m: any(m(g) for g in got)))
         if not tests:
             return lambda v: False
         if len(tests) == 1:
@@ -585,7 +463,7 @@ class Compiler:
             return True
         return match
 
-    def _discriminator_value(self, s: _Node, dpath: str) -> tuple[str, Any] | None:
+    def _discriminator_value(self, s: Node, dpath: str) -> tuple[str, Any] | None:
         node = s
         if dpath not in ("$this", ""):
             for part in dpath.split("."):
@@ -604,11 +482,6 @@ class Compiler:
         return None
 
 
-def _coded(c: Any) -> bool:
-    """A Coding whose system and code can be looked up (others: the structure checks)."""
-    return type(c) is dict and type(c.get("code")) is str and type(c.get("system", "")) is str
-
-
 def _safely(fn: Any, v: Any, ctx: Any) -> bool | None:
     """A native invariant on malformed JSON (a string where an object belongs): undecided,
     fhirpathpy decides; the structure checks report the malformation itself."""
@@ -618,7 +491,7 @@ def _safely(fn: Any, v: Any, ctx: Any) -> bool | None:
         return None
 
 
-def _looks_outside(node: _Node) -> bool:
+def _looks_outside(node: Node) -> bool:
     """Does a constraint on this element or below read beyond it (%resource)?"""
     if any("%resource" in c[3] or "%rootResource" in c[3] for c in node.el.get("con", ())):
         return True
@@ -646,62 +519,6 @@ def _chain(base: Check, extras: list[Check]) -> Check:
 
 def _show(v: Any) -> str:
     return orjson.dumps(v).decode()
-
-
-def _float(v: Any) -> float:
-    return float(v)  # Decimal (a rendered Bundle): same verdicts as the float it serialises to
-
-
-class _Clean:
-    """The values found clean, for every memoised checker: one bounded set, keyed by the
-    checker's tag and the value's JSON bytes; emptied when full."""
-
-    LIMIT = 100_000
-
-    def __init__(self) -> None:
-        self.keys: set[bytes] = set()
-        self.tags = 0
-
-    def tag(self) -> bytes:
-        self.tags += 1
-        return b"%d|" % self.tags
-
-
-_CLEAN = _Clean()
-
-
-def _memo(check: Check, reference: bool) -> Check:
-    """``check`` skipping values found clean before (no issue, no reference recorded): one
-    serialisation and one set lookup. Codings, references, quantities and identifiers
-    repeat across the resources of a visit and across visits. Values of more than
-    ``_MEMO_MAX`` bytes are checked each time (they rarely repeat)."""
-    clean = _CLEAN.keys
-    tag = _CLEAN.tag()
-    dumps = orjson.dumps
-    limit = _CLEAN.LIMIT
-
-    def memo(v, p, ctx):
-        if reference and type(v) is dict and str(v.get("reference", "")).startswith("#"):
-            return check(v, p, ctx)  # ref-1 depends on the containing resource
-        try:
-            key = dumps(v, default=_float)
-        except TypeError:
-            return check(v, p, ctx)
-        if len(key) > _MEMO_MAX:
-            return check(v, p, ctx)
-        key = tag + key
-        if key in clean:
-            return
-        n, m = len(ctx.out), len(ctx.refs)
-        check(v, p, ctx)
-        if len(ctx.out) == n and len(ctx.refs) == m:
-            if len(clean) >= limit:
-                clean.clear()
-            clean.add(key)
-    return memo
-
-
-_MEMO_MAX = 512
 
 
 def _forbidden(key: str) -> Check:
