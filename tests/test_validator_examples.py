@@ -49,3 +49,15 @@ def test_official_examples_have_no_errors(full):
             unexpected[path.name] = [(i.get("expression"), i["details"]["text"]) for i in errors]
     assert not unexpected, unexpected
     assert not missing, f"listed exceptions that no longer fail: {missing}"
+
+
+def test_the_projects_profiles_are_valid_fhir(full):
+    """profiles/*.json are themselves valid StructureDefinitions and ValueSets (eld-*, sdf-*
+    invariants included)."""
+    from conformance.definitions import PROFILES
+
+    validator, _package = full
+    for path in sorted(PROFILES.glob("*.json")):
+        errors = [i for i in validator.validate(json.loads(path.read_bytes()))
+                  if i["severity"] in ("error", "fatal")]
+        assert not errors, (path.name, errors)
