@@ -441,6 +441,18 @@ class Compiler:
     def _matcher(self, s: Node, discriminators: list) -> Callable[[Any], bool]:
         tests = []
         for kind, dpath in discriminators:
+            if kind in ("exists", "type"):
+                target = self._discriminated(s, dpath)
+                if target is None:
+                    continue
+                if kind == "exists":
+                    present = target.el["min"] > 0 or target.el["max"] != "0"
+                    tests.append((getter(dpath), lambda got, present=present: bool(got) == present))
+                else:  # type: resources by resourceType (Bundle.entry.resource, contained)
+                    codes = {t["code"] for t in target.el.get("types", ())}
+                    tests.append((getter(dpath), lambda got, codes=codes: any(
+                        type(g) is dict and g.get("resourceType") in codes for g in got)))
+                continue
             expected = self._discriminator_value(s, dpath)
             if expected is None:
                 continue
@@ -463,13 +475,18 @@ class Compiler:
             return True
         return match
 
-    def _discriminator_value(self, s: Node, dpath: str) -> tuple[str, Any] | None:
-        node = s
+    def _discriminated(self, s: Node, dpath: str) -> Node | None:
+        """The element a discriminator path names inside slice ``s``."""
+        node: Node | None = s
         if dpath not in ("$this", ""):
             for part in dpath.split("."):
                 node = next((c for c in node.children if c.name == part), None)
                 if node is None:
                     break
+        return node
+
+    def _discriminator_value(self, s: Node, dpath: str) -> tuple[str, Any] | None:
+        node = self._discriminated(s, dpath)
         if node is not None:
             if "fixed" in node.el:
                 return "fixed", node.el["fixed"][1]

@@ -8,10 +8,11 @@ of the place (``Bundle.entry[2].resource.identifier[0]``).
     validate_bundle(bundle)                   # the pipeline: the visit Bundle profile
 
 What it checks: JSON structure and primitive formats, cardinality, types and choice
-types, fixed and pattern values, slicing (value and pattern discriminators, open and
-closed), required (error) and extensible (warning) bindings to locally expandable value
-sets, invariants, and references inside a Bundle (``urn:uuid:`` references resolve; a
-resolved reference points at an allowed resource type). How: ``conformance/compiler.py``.
+types, fixed and pattern values, slicing (value, pattern, type and exists discriminators;
+open and closed), required (error) and extensible (warning) bindings to locally
+expandable value sets, invariants, and references inside a Bundle (``urn:uuid:``
+references resolve; a resolved reference points at an allowed resource type). How:
+``conformance/compiler.py``.
 """
 
 from __future__ import annotations

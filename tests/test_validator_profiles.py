@@ -114,3 +114,40 @@ def test_concurrent_first_use_compiles_once_and_agrees():
         results = list(pool.map(lambda b: fresh.validate(b, VISIT_BUNDLE), bundles * 4))
     assert all(not [i for i in r if i["severity"] == "error"] for r in results)
     assert results[:len(bundles)] == results[len(bundles):2 * len(bundles)]
+
+
+def test_type_and_exists_discriminators(tmp_path):
+    """Bundle entries sliced by their resource's type (one Patient required) and by whether
+    a request is there."""
+    profile = {
+        "resourceType": "StructureDefinition", "url": BASE + "typed-test", "name": "TypedTest",
+        "kind": "resource", "abstract": False, "type": "Bundle", "derivation": "constraint",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Bundle",
+        "differential": {"element": [
+            {"id": "Bundle.entry", "path": "Bundle.entry", "slicing": {"discriminator": [
+                {"type": "type", "path": "resource"}, {"type": "exists", "path": "request"}],
+                "rules": "open"}},
+            {"id": "Bundle.entry:patient", "path": "Bundle.entry", "sliceName": "patient",
+             "min": 1, "max": "1"},
+            {"id": "Bundle.entry:patient.resource", "path": "Bundle.entry.resource",
+             "type": [{"code": "Patient"}]},
+            {"id": "Bundle.entry:patient.request", "path": "Bundle.entry.request", "min": 1}]}}
+    (tmp_path / "StructureDefinition-typed-test.json").write_text(json.dumps(profile))
+    defs = Definitions()
+    load_subset(defs)
+    check = Compiler(defs, load_profiles(defs, tmp_path)).root(BASE + "typed-test")
+
+    def errors(entries):
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+        ctx = _Ctx(validator())
+        ctx.resource = ctx.root = bundle
+        check(bundle, "Bundle", ctx)
+        return [(i["code"], i["expression"]) for i in ctx.out if i["severity"] == "error"]
+
+    request = {"method": "POST", "url": "Patient"}
+    patient = {"fullUrl": "urn:uuid:1", "resource": {"resourceType": "Patient"}, "request": request}
+    org = {"fullUrl": "urn:uuid:2", "resource": {"resourceType": "Organization", "name": "x"},
+           "request": {"method": "POST", "url": "Organization"}}
+    assert errors([org, patient]) == []
+    assert errors([org]) == [("required", ["Bundle.entry"])]
+    assert errors([org, patient, dict(patient, fullUrl="urn:uuid:3")]) == [("structure", ["Bundle.entry"])]
