@@ -122,3 +122,18 @@ def generate(profile: J, defs: Definitions) -> list[J]:
                     raise SnapshotError(f"{eid}: no such element in the base")
         _merge(snap[i], d, defs)
     return snap
+
+
+if __name__ == "__main__":  # python -m conformance.snapshot URL...: a profile's generated snapshot
+    import sys
+
+    import orjson
+
+    from conformance.validator import validator
+
+    for url in sys.argv[1:]:
+        sd = validator().defs.sd(url)
+        if sd is None:
+            print(f"unknown profile {url}", file=sys.stderr)
+            sys.exit(1)
+        sys.stdout.write(orjson.dumps(sd, option=orjson.OPT_INDENT_2).decode() + "\n")
