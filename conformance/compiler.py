@@ -142,9 +142,7 @@ class Compiler:
             core = self.defs.type_sd(str(rtype)) or {}
             if fn is None or (url is None and (core.get("kind") != "resource"
                                                or core.get("abstract"))):
-                ctx.out.append(issue(f"unknown resourceType {rtype!r}",
-                                     f"{path}.resourceType" if rtype else path,
-                                     code="structure", error_code="6001"))
+                ctx.out.append(self.defs.unknown_type(rtype, path))
                 return
             ctx.resource_check(value, path, fn)
         return check

@@ -102,6 +102,7 @@ class Definitions:
 
     def __init__(self) -> None:
         self.sds: dict[str, J] = {}
+        self.resource_types: frozenset[str] = frozenset()  # every R4 resource type name
         self.valuesets: dict[str, frozenset[tuple[str, str]] | None] = {}
 
     def add(self, compact: J) -> None:
@@ -114,9 +115,22 @@ class Definitions:
     def type_sd(self, type_code: str) -> J | None:
         return self.sds.get(CORE + type_code)
 
+    def unknown_type(self, rtype: object, path: str) -> J:
+        """The issue for a resourceType with no definition here."""
+        from gateway.errors import issue
+
+        if isinstance(rtype, str) and rtype in self.resource_types:
+            return issue(f"{rtype} is an R4 resource type whose definition this validator does "
+                         "not carry (the vendored core covers the types the gateway renders; "
+                         "`gateway validate --full` uses the full R4 package)",
+                         f"{path}.resourceType", code="not-supported", error_code="6001")
+        return issue(f"unknown resourceType {rtype!r}", f"{path}.resourceType" if rtype else path,
+                     code="structure", error_code="6001")
+
 
 def load_subset(defs: Definitions, path: Path = SUBSET) -> None:
     data = orjson.loads(gzip.decompress(path.read_bytes()))
+    defs.resource_types = frozenset(data["resource_types"])
     for sd in data["structures"]:
         defs.add(sd)
     for url, codes in data["valuesets"].items():

@@ -58,6 +58,9 @@ def load(package: Path | None = None) -> tuple[Definitions, dict[str, str]]:
         for sd in sds:
             if sd.get("snapshot"):
                 defs.add(compact_sd(sd))
+        defs.resource_types = frozenset(
+            sd["type"] for sd in sds if sd.get("kind") == "resource" and not sd.get("abstract")
+            and sd.get("derivation", "specialization") == "specialization")
         bound = {e["binding"][1] for sd in defs.sds.values() for e in sd["elements"]
                  if "binding" in e}
         for url in bound:

@@ -107,8 +107,7 @@ class Validator:
                               f"{root}.resourceType", code="invalid", error_code="6001")]
         core = self.defs.type_sd(rtype)
         if profile is None and (core is None or core["kind"] != "resource" or core["abstract"]):
-            return [issue(f"unknown resourceType {rtype!r}", f"{root}.resourceType",
-                          code="structure", error_code="6001")]
+            return [self.defs.unknown_type(rtype, root)]
         fn = self.checker(profile or CORE + rtype)
         ctx.resource_check(resource, root, fn)
         if rtype == "Bundle":

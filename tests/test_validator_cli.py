@@ -51,3 +51,15 @@ def test_exit_codes_and_text_and_json(tmp_path):
     unreadable = _run(str(broken), str(good))
     assert unreadable.returncode == 2
     assert "cannot read as JSON" in unreadable.stderr
+
+
+def test_full_package_validates_any_type(tmp_path):
+    claim = tmp_path / "claim.json"
+    claim.write_text(json.dumps({"resourceType": "Claim", "status": "active"}), encoding="utf-8")
+    subset = _run(str(claim))
+    assert subset.returncode == 1
+    assert "Claim.resourceType" in subset.stdout and "--full" in subset.stdout
+    full = _run(str(claim), "--full")
+    assert full.returncode == 1
+    assert any(line.startswith("error") and "Claim.patient: minimum required = 1" in line
+               for line in full.stdout.splitlines())

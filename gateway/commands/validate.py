@@ -1,5 +1,6 @@
-"""`gateway validate FILE... [--profile URL] [--format text|json]`: validate FHIR resources
-offline against the core definitions and the project's profiles.
+"""`gateway validate FILE... [--profile URL] [--format text|json] [--full]`: validate FHIR
+resources offline against the core definitions and the project's profiles (``--full``:
+every R4 resource type, from the full package in the cache).
 
 Text: one line per issue (severity, FHIRPath, message) and a summary line per file.
 JSON: the OperationOutcome (one per line when several files are given).
@@ -32,13 +33,25 @@ def validate(
     files: list[Path] = typer.Argument(..., help="FHIR resources as JSON files"),
     profile: Optional[str] = typer.Option(None, help="validate against this profile URL"),
     format: str = typer.Option("text", "--format", help="text | json"),  # noqa: A002
+    full: bool = typer.Option(False, "--full", help="load every R4 definition (the full "
+                              "package, fetched once into .cache/fhir) to validate any type"),
 ) -> None:
     """Validate FHIR resources against the R4 core definitions and the project's profiles."""
-    from conformance.validator import operation_outcome, validator
+    from conformance.validator import Validator, operation_outcome, validator
 
     if format not in ("text", "json"):
         typer.echo(f"--format must be text or json, not {format!r}", err=True)
         raise typer.Exit(2)
+    if full:
+        from conformance import corepkg
+
+        try:
+            checker = Validator(package=corepkg.fetch())
+        except Exception as exc:  # noqa: BLE001 - no network, no cache: say so
+            typer.echo(f"the full R4 package is not available: {exc}", err=True)
+            raise typer.Exit(2) from None
+    else:
+        checker = validator()
     failed = unreadable = False
     for path in files:
         try:
@@ -47,7 +60,7 @@ def validate(
             typer.echo(f"{path}: cannot read as JSON: {exc}", err=True)
             unreadable = True
             continue
-        issues = validator().validate(resource, profile)
+        issues = checker.validate(resource, profile)
         failed |= any(i["severity"] in ("error", "fatal") for i in issues)
         if format == "json":
             option = orjson.OPT_INDENT_2 if len(files) == 1 else 0
