@@ -276,6 +276,7 @@ class Compiler:
         required: list[tuple[str, tuple[str, ...], int]] = []
         choices: list[tuple[str, tuple[str, ...]]] = []
         prim_ext: set[str] = set()
+        prim_arrays: set[str] = set()  # JSON may hold null in them, where `_name` has an item
         element_check = None
         for child in node.children:
             el = child.el
@@ -302,6 +303,8 @@ class Compiler:
                 types = el.get("types") or ()
                 if len(types) == 1 and self._is_primitive(types[0]["code"]):
                     prim_ext.add(name)
+                    if is_array:
+                        prim_arrays.add(name)
             if el["min"] > 0:
                 required.append((el["path"], tuple(names), el["min"]))
         if prim_ext:
@@ -311,6 +314,7 @@ class Compiler:
         rtype = sd["type"] if resource else None
         invariants = tuple(self._extras(node, sd, None)) if node is root else ()
         required_t = tuple(required)
+        prim_arrays_f = frozenset(prim_arrays)
         choice_of = {k: epath for epath, names in choices for k in names}
         choice_keys = frozenset(choice_of)
 
@@ -352,6 +356,9 @@ class Compiler:
                     for epath in sorted({e for e in hit if hit.count(e) > 1}):
                         ctx.out.append(issue(f"{epath}: only one of the types may be present",
                                              path, code="structure", error_code="6001"))
+            if prim_arrays_f and len(present := prim_arrays_f & obj.keys()):
+                for k in present:
+                    _nulls_aligned(obj, k, path, ctx)
             for inv in invariants:
                 inv(obj, path, ctx)
         return check
@@ -373,6 +380,7 @@ class Compiler:
                             for x in (t or child.el["types"][0]).get("target", ()))
             item = _recording(item, targets)
 
+        primitive = self._is_primitive((t or (child.el.get("types") or [{}])[0]).get("code", ""))
         if not is_array:
             def single(value, path, ctx):
                 p = path + "." + key
@@ -400,6 +408,8 @@ class Compiler:
                 slicer(value, p, ctx)
                 return
             for i, v in enumerate(value):
+                if v is None and primitive:
+                    continue  # a null aligned with `_key`: the object's check decides
                 item(v, f"{p}[{i}]", ctx)
         return array
 
@@ -534,6 +544,20 @@ def _chain(base: Check, extras: list[Check]) -> Check:
 
 def _show(v: Any) -> str:
     return orjson.dumps(v).decode()
+
+
+def _nulls_aligned(obj: dict, key: str, path: str, ctx: Any) -> None:
+    """``"given": ["a", null], "_given": [null, {...}]``: a null item needs an extension
+    item at the same index."""
+    values = obj[key]
+    if type(values) is not list or None not in values:
+        return
+    ext = obj.get("_" + key)
+    for i, v in enumerate(values):
+        if v is None and not (type(ext) is list and i < len(ext) and ext[i] is not None):
+            p = f"{path}.{key}[{i}]"
+            ctx.out.append(issue(f"null here needs an extension at _{key}[{i}]", p,
+                                 code="structure", error_code="6001"))
 
 
 def _forbidden(key: str) -> Check:
