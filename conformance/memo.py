@@ -46,13 +46,20 @@ _CLEAN = _Clean()
 
 def memoised(check: Check, reference: bool) -> Check:
     """``check`` skipping values found clean before (no issue, no reference recorded).
-    Values of more than ``_MEMO_MAX`` bytes are checked each time (they rarely repeat)."""
+    Values of more than ``_MEMO_MAX`` bytes are checked each time, and so are all values of
+    an element where fewer than one in ten of the first ``_TRIAL`` repeated (identifiers,
+    request URLs: unique by design)."""
     clean = _CLEAN.keys
     tag = _CLEAN.tag()
     dumps = orjson.dumps
     limit = _CLEAN.LIMIT
 
+    tries = hits = 0
+
     def memo(v, p, ctx):
+        nonlocal tries, hits
+        if tries >= _TRIAL and hits * 10 < tries:
+            return check(v, p, ctx)  # this element's values do not repeat: stop trying
         if reference and type(v) is dict and str(v.get("reference", "")).startswith("#"):
             return check(v, p, ctx)  # ref-1 depends on the containing resource
         try:
@@ -62,7 +69,9 @@ def memoised(check: Check, reference: bool) -> Check:
         if len(key) > _MEMO_MAX:
             return check(v, p, ctx)
         key = tag + key
+        tries += 1
         if key in clean:
+            hits += 1
             return
         n, m = len(ctx.out), len(ctx.refs)
         check(v, p, ctx)
@@ -74,3 +83,4 @@ def memoised(check: Check, reference: bool) -> Check:
 
 
 _MEMO_MAX = 512
+_TRIAL = 500  # values seen before deciding that an element's values never repeat
