@@ -1,124 +1,186 @@
-"""Bundle validation, first cut: the FHIR R4 structure (via the ``fhir.resources`` models)
-and references inside the Bundle. The profile-driven validator deepens this.
+"""The profile validator: any FHIR R4 resource against the core definitions and the
+project's profiles → OperationOutcome issues, one per problem, ``expression`` the FHIRPath
+of the place (``Bundle.entry[2].resource.identifier[0]``).
 
-Returns OperationOutcome issues; ``expression`` is the FHIRPath of the fault, e.g.
-``Bundle.entry[2].resource.birthDate``.
+    from conformance.validator import validate, validator
+    validate(resource)                        # profiles from meta.profile, else core
+    validate(resource, profile=VISIT_BUNDLE)  # an explicit profile
+    validate_bundle(bundle)                   # the pipeline: the visit Bundle profile
+
+What it checks: JSON structure and primitive formats, cardinality, types and choice
+types, fixed and pattern values, slicing (value, pattern, type and exists discriminators;
+open and closed), required (error) and extensible (warning) bindings to locally
+expandable value sets, invariants, and references inside a Bundle (``urn:uuid:``
+references resolve; a resolved reference points at an allowed resource type). How:
+``conformance/compiler.py``.
 """
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-from fhir.resources.R4B import get_fhir_model_class
-from fhir.resources.R4B.bundle import Bundle
-from pydantic import ValidationError
+from conformance.compiler import Compiler
+from conformance.definitions import CORE
+from gateway.errors import issue, outcome
 
-from conformance.shape_cache import ShapeCache, Unsure, signature
-from gateway.errors import issue, pydantic_message, pydantic_path
-
-_SHAPES = ShapeCache()
-
-
-def _references(node: Any, path: str, out: list[tuple[str, str]]) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "reference" and isinstance(value, str):
-                out.append((f"{path}.reference", value))
-            elif isinstance(value, (dict, list)):
-                _references(value, f"{path}.{key}", out)
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            if isinstance(value, (dict, list)):
-                _references(value, f"{path}[{i}]", out)
+PROFILE_BASE = "https://yikatong.org/fhir/StructureDefinition/"
+VISIT_BUNDLE = PROFILE_BASE + "yikatong-visit-bundle"
+_LOCAL_REF = ("urn:uuid:", "urn:oid:")
+_RELATIVE = re.compile(r"([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-Za-z0-9\-.]{1,64})?")
 
 
-def reference_issues(bundle: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every ``urn:uuid:`` reference must name an entry's fullUrl."""
-    entries = bundle.get("entry") or []
-    full_urls = {e.get("fullUrl") for e in entries}
-    issues = []
-    for i, entry in enumerate(entries):
-        refs: list[tuple[str, str]] = []
-        _references(entry.get("resource"), f"Bundle.entry[{i}].resource", refs)
-        for path, ref in refs:
-            if ref.startswith("urn:uuid:") and ref not in full_urls:
-                issues.append(issue(f"reference {ref} does not resolve to an entry of the Bundle",
-                                    path, code="not-found", error_code="6002"))
-    return issues
+class _Ctx:
+    __slots__ = ("out", "refs", "resource", "root", "validator")
+
+    def __init__(self, validator: Validator):
+        self.out: list[dict[str, Any]] = []
+        self.refs: list[tuple[str, str, tuple[str, ...]]] = []
+        self.resource: Any = None
+        self.root: Any = None
+        self.validator = validator
+
+    def resource_check(self, value: dict, path: str, fn: Any) -> None:
+        """Check a resource met inside another (Bundle entry, contained, parameter)."""
+        outer, outer_root = self.resource, self.root
+        self.resource = value
+        if self.root is None:
+            self.root = value
+        fn(value, path, self)
+        for extra in self.validator.declared(value, path, skip=fn):
+            extra(value, path, self)
+        self.resource, self.root = outer, outer_root
 
 
-def _model_issues(model: Any, data: Any, root: str) -> list[dict[str, Any]]:
-    try:
-        model.model_validate(data)
-    except ValidationError as exc:
+class Validator:
+    """``memo=False``: check every value in full, even one seen clean before (same verdicts,
+    slower; the benchmarks' baseline). ``warnings=False``: report errors only, and spend no
+    time on what could only be a warning (the pipeline)."""
+
+    def __init__(self, package: Path | None = None, memo: bool = True, warnings: bool = True,
+                 loaded: tuple[Any, dict[str, str]] | None = None):
+        from conformance.registry import load
+
+        self.defs, expressions = loaded or load(package)
+        self.compiler = Compiler(self.defs, expressions, memo=memo, warnings=warnings)
+
+    def checker(self, url: str) -> Any:
+        return self.compiler.root(url)
+
+    def declared(self, resource: dict, path: str, skip: Any = None) -> list[Any]:
+        """Checkers of the profiles a resource names in ``meta.profile`` (of its own type);
+        a profile not known here is reported as a warning and not checked."""
+        meta = resource.get("meta")
+        if type(meta) is not dict or type(meta.get("profile")) is not list:
+            return []
         out = []
-        for err in exc.errors(include_url=False):
-            msg = pydantic_message(err)
-            path = pydantic_path(err.get("loc", ()), root)
-            out.append(issue(f"{path}: {msg}", path, code="structure", error_code="6001"))
+        for i, url in enumerate(meta["profile"]):
+            if type(url) is not str:
+                continue
+            sd = self.defs.sd(url)
+            if sd is None:
+                out.append(_unknown_profile(url, f"{path}.meta.profile[{i}]"))
+            elif sd["type"] == resource.get("resourceType") and sd["kind"] == "resource":
+                fn = self.checker(sd["url"])
+                if fn is not None and fn is not skip:
+                    out.append(fn)
         return out
-    except (KeyError, TypeError, ValueError) as exc:  # e.g. an unknown resourceType
-        return [issue(f"{root}: {exc}", root, code="structure", error_code="6001")]
-    return []
+
+    def validate(self, resource: Any, profile: str | None = None,
+                 path: str | None = None) -> list[dict[str, Any]]:
+        """All issues of ``resource`` (against ``profile`` if given, and its meta.profile)."""
+        if type(resource) is not dict or type(resource.get("resourceType")) is not str:
+            return [issue("not a FHIR resource: a JSON object with a resourceType is required",
+                          path or None, code="structure", error_code="6001")]
+        rtype = resource["resourceType"]
+        root = path or rtype
+        ctx = _Ctx(self)
+        if profile is not None:
+            sd = self.defs.sd(profile)
+            if sd is None:
+                return [issue(f"unknown profile {profile}", None, code="not-found",
+                              error_code="6001")]
+            if sd["type"] != rtype:
+                return [issue(f"the profile {profile} is for {sd['type']}, not {rtype}",
+                              f"{root}.resourceType", code="invalid", error_code="6001")]
+        core = self.defs.type_sd(rtype)
+        if profile is None and (core is None or core["kind"] != "resource" or core["abstract"]):
+            return [self.defs.unknown_type(rtype, root)]
+        fn = self.checker(profile or CORE + rtype)
+        ctx.resource_check(resource, root, fn)
+        if rtype == "Bundle":
+            ctx.out += _bundle_references(resource, ctx.refs, root)
+        return ctx.out
 
 
-def _checked(model: Any, node: dict[str, Any], root: str, refs: list[str],
-             shallow: bool = False) -> list[dict[str, Any]]:
-    """Issues of one node: none when its shape is known good, else the full models decide.
-    References met are appended to ``refs``; ``None`` is appended when they could not all
-    be collected."""
-    try:
-        sig = signature(node, model, shallow_resources=shallow, refs=refs)
-    except Unsure:
-        sig = None
-        refs.append(None)
-    if sig is not None and _SHAPES.known(sig):
-        return []
-    found = _model_issues(model, node, root)
-    if not found and sig is not None:
-        _SHAPES.add(sig)
-    return found
+def _unknown_profile(url: str, where: str) -> Any:
+    def report(value: Any, path: str, ctx: _Ctx) -> None:
+        ctx.out.append(issue(f"profile {url} is not known here and was not checked", where,
+                             code="not-supported", severity="warning", error_code="6001"))
+    return report
 
 
-def structure_issues(bundle: dict[str, Any], *, shape_cache: bool = True,
-                     refs: list[str] | None = None) -> list[dict[str, Any]]:
-    """FHIR R4 structure per the ``fhir.resources`` models, each shape validated once
-    (see ``shape_cache``). The Bundle's envelope is checked with its resources counted
-    only by type; each resource is checked on its own, at its place in the Bundle."""
-    entries = bundle.get("entry") if isinstance(bundle, dict) else None
-    refs = [] if refs is None else refs
-    if not shape_cache or not isinstance(entries, list) or not all(
-            isinstance(e, dict) and isinstance(e.get("resource"), dict) for e in entries):
-        refs.append(None)
-        return _model_issues(Bundle, bundle, "Bundle")
-    found = _checked(Bundle, bundle, "Bundle", refs, shallow=True)
-    if found:
-        return found
-    out: list[dict[str, Any]] = []
-    for i, entry in enumerate(entries):
-        resource = entry["resource"]
-        try:
-            model = get_fhir_model_class(resource.get("resourceType"))
-        except (KeyError, ValueError, TypeError):
-            out.append(issue(f"unknown resourceType {resource.get('resourceType')!r}",
-                             f"Bundle.entry[{i}].resource.resourceType", code="structure",
-                             error_code="6001"))
+def _bundle_references(bundle: dict, refs: list, root: str) -> list[dict[str, Any]]:
+    entries = [e for e in bundle.get("entry") or () if type(e) is dict] \
+        if type(bundle.get("entry")) is list else []
+    by_url: dict[str, str] = {}
+    for e in entries:
+        res = e.get("resource")
+        if type(e.get("fullUrl")) is str and type(res) is dict:
+            by_url[e["fullUrl"]] = res.get("resourceType")
+            if res.get("id") and res.get("resourceType"):
+                by_url.setdefault(f"{res['resourceType']}/{res['id']}", res["resourceType"])
+    out = []
+    for ref, path, targets in refs:
+        if not path.startswith(root + ".entry["):
             continue
-        out += _checked(model, resource, f"Bundle.entry[{i}].resource", refs)
+        kind = by_url.get(ref)
+        if kind is None and ref.startswith(_LOCAL_REF):
+            out.append(issue(f"reference {ref} does not resolve to an entry of the Bundle",
+                             f"{path}.reference", code="not-found", error_code="6002"))
+            continue
+        if kind is None and not ref.startswith(("#", "http:", "https:", "urn:")):
+            m = _RELATIVE.fullmatch(ref)
+            kind = m.group(1) if m else None
+        if kind and targets and "Resource" not in targets and kind not in targets:
+            out.append(issue(f"a reference to a {kind} is not allowed here "
+                             f"(allowed: {', '.join(targets)})", f"{path}.reference",
+                             code="structure", error_code="6002"))
     return out
 
 
-def validate_bundle(bundle: dict[str, Any], *, shape_cache: bool = True) -> list[dict[str, Any]]:
-    """All problems found in a transaction Bundle; empty when it is valid.
-    ``shape_cache=False`` parses every Bundle with the models in full (slower, same verdicts)."""
-    refs: list[str | None] = []
-    issues = structure_issues(bundle, shape_cache=shape_cache, refs=refs)
-    full_urls = {e.get("fullUrl") for e in bundle.get("entry") or () if isinstance(e, dict)}
-    if None in refs or any(r.startswith("urn:uuid:") and r not in full_urls for r in refs):
-        issues += reference_issues(bundle)  # walk again, for the paths of the faults
-    patients = [i for i, e in enumerate(bundle.get("entry") or [])
-                if (e.get("resource") or {}).get("resourceType") == "Patient"]
-    if len(patients) != 1:
-        issues.append(issue(f"a visit Bundle carries exactly one Patient, found {len(patients)}",
-                            "Bundle.entry", code="invariant", error_code="6003"))
-    return issues
+@lru_cache(maxsize=4)
+def validator(memo: bool = True, warnings: bool = True) -> Validator:
+    """The process-wide validator on the vendored core subset and the project's profiles
+    (variants share the loaded definitions)."""
+    return Validator(memo=memo, warnings=warnings, loaded=_loaded())
+
+
+@lru_cache(maxsize=1)
+def _loaded() -> tuple[Any, dict[str, str]]:
+    from conformance.registry import load
+
+    return load()
+
+
+def validate(resource: Any, profile: str | None = None) -> list[dict[str, Any]]:
+    return validator().validate(resource, profile)
+
+
+def validate_bundle(bundle: Any, profile: str = VISIT_BUNDLE, *,
+                    memo: bool = True) -> list[dict[str, Any]]:
+    """What rejects a rendered visit: the errors against the visit Bundle profile. (Warnings
+    — best-practice dom-6, extensible bindings — are for ``validate`` / ``$validate``.)"""
+    return [i for i in validator(memo, warnings=False).validate(bundle, profile)
+            if i["severity"] in ERRORS]
+
+
+ERRORS = ("error", "fatal")
+
+
+def operation_outcome(issues: list[dict[str, Any]]) -> dict[str, Any]:
+    """An OperationOutcome; one `information` issue saying so when there is nothing wrong."""
+    return outcome(issues or [issue("no issues found", code="informational",
+                                    severity="information")])

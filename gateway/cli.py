@@ -460,3 +460,7 @@ def demo(
 from gateway.commands import insurance as _insurance  # noqa: E402
 
 _insurance.register(app, peers_app)
+
+from gateway.commands.validate import validate as _validate  # noqa: E402
+
+app.command("validate")(_validate)

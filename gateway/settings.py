@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     processes: int = Field(1, ge=1, le=64, description="API worker processes (`serve --processes`)")
 
     validation_shape_cache: bool = Field(
-        True, description="validate each resource shape with the full models once (same verdicts)")
+        True, description="the validator checks each distinct value once (same verdicts)")
 
     unmapped_policy: str = Field(
         "warn", pattern=r"^(warn|quarantine)(,[a-z0-9_-]+=(warn|quarantine))*$|^[a-z0-9_-]+=(warn|quarantine)(,[a-z0-9_-]+=(warn|quarantine))*$",

@@ -131,7 +131,7 @@ def test_one_patient_always_lands_on_one_shard():
     (3, "period", {"start": "yesterday"}),  # not a dateTime
     (2, "birthDate", 19850615),  # wrong JSON type
 ])
-def test_shape_cache_never_hides_an_invalid_value(entry, path, value):
+def test_validator_never_misses_an_invalid_value(entry, path, value):
     valid = _bundle()
     assert validate_bundle(valid) == [] and validate_bundle(copy.deepcopy(valid)) == []
     bad = copy.deepcopy(valid)
@@ -144,15 +144,14 @@ def test_shape_cache_never_hides_an_invalid_value(entry, path, value):
 @given(value=st.one_of(
     st.text(max_size=12), st.sampled_from(["2026-02-30", "2026-02-28", "2026", "2026-13",
                                            "2026-01-01T10:00:00+08:00", "2026-01-01T25:00:00Z",
-                                           " x", "x ", "a b", "a\u3000b", "urn:oid:1.2", "-0.5"]),
-    st.integers(), st.booleans(), st.none()),
-    where=st.sampled_from([(2, "birthDate"), (2, "gender"), (3, "status"), (4, "recordedDate")]))
-def test_shape_cache_agrees_with_the_models(value, where):
-    """Whatever the value, the cached validator and a full parse give the same verdict."""
+                                           " x", "x ", "a b", "a\u3000b", "urn:oid:1.2", "-0.5"])),
+    where=st.sampled_from([(2, "birthDate"), (4, "recordedDate")]))
+def test_date_verdicts_agree_with_the_models(value, where):
+    """Whatever the text of a date or dateTime, the profile validator and a full parse with
+    the fhir.resources models agree on whether it is valid. (Other JSON types: the models
+    accept an integer as a date; FHIR JSON, and the validator, do not.)"""
     from fhir.resources.R4B.bundle import Bundle
     from pydantic import ValidationError
-
-    from conformance.validator import structure_issues
 
     bundle = copy.deepcopy(_bundle())
     entry, element = where
@@ -162,4 +161,4 @@ def test_shape_cache_agrees_with_the_models(value, where):
         models_ok = True
     except ValidationError:
         models_ok = False
-    assert (structure_issues(bundle) == []) == models_ok
+    assert (validate_bundle(bundle) == []) == models_ok

@@ -25,6 +25,7 @@ from gateway.api.adapters import router as adapters_router
 from gateway.api.identity import router as identity_router
 from gateway.api.settlement import router as settlement_router
 from gateway.api.terminology import router as terminology_router
+from gateway.api.validate import router as validate_router
 from gateway.apikeys import KeyStore
 from gateway.delivery.worker import Workers
 from gateway.envelope import Envelope
@@ -221,6 +222,7 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
     app.include_router(terminology_router(ctx, _authenticate, respond))
     app.include_router(adapters_router(ctx, _authenticate, respond, _process, ar))
     app.include_router(settlement_router(ctx, _authenticate, respond))
+    app.include_router(validate_router(ctx, _authenticate, respond))
 
     schema = OutpatientVisit.model_json_schema()
     app.openapi_schema = None

@@ -1,7 +1,7 @@
 """Canonical visit → FHIR R4 transaction Bundle.
 
-Rendered straight to JSON-ready dicts (the validate stage then parses the whole Bundle
-with the ``fhir.resources`` models once). Every resource has a business identifier; its
+Rendered straight to JSON-ready dicts (the validate stage then checks the whole Bundle
+against the ``yikatong-visit-bundle`` profile). Every resource has a business identifier; its
 ``fullUrl`` is ``urn:uuid:`` + uuid5 of that identifier, and it is sent as a conditional
 create (``ifNoneExist``) on it, so re-sending a visit creates nothing new. Provenance,
 which has no identifier, is a PUT to a deterministic id. No clock, no random: the same

@@ -1,4 +1,6 @@
-"""Validate: every rendered output is checked; errors reject the visit and nothing is forwarded."""
+"""Validate: every rendered output is checked against its profile (the visit Bundle against
+``yikatong-visit-bundle``, see conformance/validator.py); errors reject the visit with the
+OperationOutcome and nothing is forwarded."""
 
 from __future__ import annotations
 
@@ -10,8 +12,7 @@ from gateway.errors import GatewayError, outcome
 def run(env: Envelope, ctx) -> Envelope:
     if env.visit is None:  # an identity-only message (ADT^A40): nothing to translate or render
         return env
-    issues = validate_bundle(env.bundle, shape_cache=ctx.settings.validation_shape_cache)
-    errors = [i for i in issues if i["severity"] in ("error", "fatal")]
+    errors = validate_bundle(env.bundle, memo=ctx.settings.validation_shape_cache)
     if errors:
-        raise GatewayError(outcome(issues), status=422)
-    return env.with_(warnings=env.warnings + tuple(issues))
+        raise GatewayError(outcome(errors), status=422)
+    return env

@@ -1,0 +1,350 @@
+"""Invariants (``constraint.expression``): native Python for the ubiquitous ones, cached
+compiled fhirpathpy for the rest.
+
+Evaluating FHIRPath with fhirpathpy costs ~40 µs a call; ele-1 alone applies to every
+element, so the core invariants that appear on the gateway's resources (ele-1, ext-1,
+dom-2..dom-6, bdl-*, the resource-specific ones) and the project's own are written here
+natively over the JSON. A native function answers True (holds), False (fails) or None
+(undecided: let fhirpathpy decide). A native function is used only when the constraint's
+expression is exactly the one it was written for, so a profile that changes an expression
+gets fhirpathpy; ``tests/test_validator_invariants.py`` checks natives against fhirpathpy.
+
+fhirpathpy verdicts are cached per (expression, node) when the expression does not look
+outside its node (no ``%resource``, ``%rootResource``, ``resolve()``). ``htmlChecks()``
+(txt-1, txt-2: the narrative's XHTML rules) is not evaluated.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import datetime
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from gateway.identifiers import BASE
+
+Native = Callable[[Any, Any], "bool | None"]
+CARD_TYPE = f"{BASE}/CodeSystem/card-type"
+_VER = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+_CLIN = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+_TRACE = re.compile(r"\.trace\('[^']*'(?:,\s*[^()]*)?\)")
+_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def _has_value_key(n: dict) -> bool:
+    for k in n:
+        if k.startswith(("value", "_value")):  # `_valueString`: a value with only extensions
+            return True
+    return False
+
+
+def _codings(cc: Any) -> list:
+    return cc.get("coding", ()) if type(cc) is dict else ()
+
+
+def _has_coding(cc: Any, system: str, codes: tuple[str, ...]) -> bool:
+    return any(c.get("system") == system and c.get("code") in codes for c in _codings(cc))
+
+
+def _contained(n: dict) -> list:
+    return [c for c in n.get("contained", ()) if type(c) is dict]
+
+
+def _strings(node: Any, out: set) -> None:
+    if type(node) is dict:
+        for v in node.values():
+            _strings(v, out)
+    elif type(node) is list:
+        for v in node:
+            _strings(v, out)
+    elif type(node) is str and node.startswith("#"):
+        out.add(node)
+
+
+def _dom3(n: dict, ctx: Any) -> bool:
+    contained = _contained(n)
+    if not contained:
+        return True
+    refs: set[str] = set()
+    _strings(n, refs)
+    if "#" in refs:
+        return True
+    return all("#" + str(c.get("id")) in refs for c in contained)
+
+
+def _entries_all(n: dict, key: str, types: tuple[str, ...]) -> bool:
+    """bdl-3 / bdl-4: ``entry.all(<key>.exists() = (%resource.type = ...))``. Without a
+    type the comparison is empty, and all() holds only over no entries (FHIRPath)."""
+    entries = [e for e in n.get("entry", ()) if type(e) is dict]
+    if "type" not in n:
+        return not entries
+    return all((key in e) == (n["type"] in types) for e in entries)
+
+
+def _bdl7(n: dict, ctx: Any) -> bool:
+    if n.get("type", "history") == "history":  # no type: `type = 'history'` is empty
+        return True
+    seen = set()
+    for e in n.get("entry", ()):
+        if type(e) is dict and "fullUrl" in e:
+            res = e.get("resource")
+            vid = ((res or {}).get("meta") or {}).get("versionId", "") if type(res) is dict else ""
+            key = f"{e['fullUrl']}{vid}"
+            if key in seen:
+                return False
+            seen.add(key)
+    return True
+
+
+def _first_is(n: dict, kind: str) -> bool | None:
+    entries = n.get("entry") or []
+    if not entries or type(entries[0]) is not dict or type(entries[0].get("resource")) is not dict:
+        return True
+    return entries[0]["resource"].get("resourceType") == kind
+
+
+def _obs7(n: dict, ctx: Any) -> bool:
+    if not _has_value_key(n):
+        return True
+    own = _codings(n.get("code"))
+    for comp in n.get("component", ()):
+        if type(comp) is dict and any(c in own for c in _codings(comp.get("code"))):
+            return False
+    return True
+
+
+def _ref1(n: dict, ctx: Any) -> bool:
+    ref = n.get("reference")
+    if type(ref) is not str or not ref.startswith("#"):
+        return True
+    root = ctx.root if ctx.root is not None else {}
+    return ref[1:] in {str(c.get("id")) for c in _contained(root)}
+
+
+def _both_or_none(a: str, b: str) -> Native:
+    return lambda n, ctx: True if a not in n or b not in n else None
+
+
+def _per1(n: dict, ctx: Any) -> bool | None:
+    """start <= end, when both are there and comparable (same precision; FHIRPath leaves
+    other comparisons empty, i.e. passing)."""
+    start, end = n.get("start"), n.get("end")
+    if type(start) is not str or type(end) is not str:
+        return True
+    if len(start) <= 10 and len(end) <= 10:
+        return start <= end if len(start) == len(end) else True
+    try:
+        s, e = datetime.fromisoformat(start), datetime.fromisoformat(end)
+        return s <= e if (s.tzinfo is None) == (e.tzinfo is None) else True
+    except ValueError:
+        return True  # not a dateTime: the primitive check reports it
+
+
+def citizen_id_check_digit(value: Any) -> bool:
+    """GB 11643: 17 digits and a check digit (0-9 or X) — what pat-cn-1 states in FHIRPath."""
+    if type(value) is not str or len(value) != 18 or not value[:17].isdigit() \
+            or not value[:17].isascii():
+        return False
+    s = sum(int(d) * w for d, w in zip(value[:17], _WEIGHTS))
+    c = (12 - s % 11) % 11
+    return value[17] == ("X" if c == 10 else str(c))
+
+
+def _card_identifier(i: Any) -> bool:
+    return type(i) is dict and any(c.get("system") == CARD_TYPE for c in _codings(i.get("type")))
+
+
+def _hospital_card_system(n: dict, ctx: Any) -> bool:
+    s = n.get("system")
+    if s is None:
+        return True  # empty; the slice's system (1..1) reports it
+    return type(s) is str and s.startswith(f"{BASE}/sid/org/") and s.endswith("/card")
+
+
+NATIVE: dict[str, tuple[str, Native]] = {
+    "ele-1": ("hasValue() or (children().count() > id.count())",
+              lambda n, ctx: type(n) is not dict or any(k != "id" for k in n)),
+    "ext-1": ("extension.exists() != value.exists()",
+              lambda n, ctx: ("extension" in n) != _has_value_key(n)),
+    "dom-2": ("contained.contained.empty()",
+              lambda n, ctx: not any("contained" in c for c in _contained(n))),
+    "dom-3": ("contained.where((('#'+id in (%resource.descendants().reference | "
+              "%resource.descendants().as(canonical) | %resource.descendants().as(uri) | "
+              "%resource.descendants().as(url))) or descendants().where(reference = '#').exists() "
+              "or descendants().where(as(canonical) = '#').exists() or "
+              "descendants().where(as(canonical) = '#').exists()).not()).trace('unmatched', id)"
+              ".empty()", _dom3),
+    "dom-4": ("contained.meta.versionId.empty() and contained.meta.lastUpdated.empty()",
+              lambda n, ctx: not any(type(c.get("meta")) is dict and (
+                  "versionId" in c["meta"] or "lastUpdated" in c["meta"]) for c in _contained(n))),
+    "dom-5": ("contained.meta.security.empty()",
+              lambda n, ctx: not any(type(c.get("meta")) is dict and "security" in c["meta"]
+                                     for c in _contained(n))),
+    "dom-6": ("text.`div`.exists()",
+              lambda n, ctx: type(n.get("text")) is dict and "div" in n["text"]),
+    "bdl-1": ("total.empty() or (type = 'searchset') or (type = 'history')",
+              lambda n, ctx: "total" not in n or "type" not in n
+              or n["type"] in ("searchset", "history")),
+    "bdl-2": ("entry.search.empty() or (type = 'searchset')",
+              lambda n, ctx: "type" not in n or n["type"] == "searchset" or not any(
+                  type(e) is dict and "search" in e for e in n.get("entry", ()))),
+    "bdl-3": ("entry.all(request.exists() = (%resource.type = 'batch' or %resource.type = "
+              "'transaction' or %resource.type = 'history'))",
+              lambda n, ctx: _entries_all(n, "request", ("batch", "transaction", "history"))),
+    "bdl-4": ("entry.all(response.exists() = (%resource.type = 'batch-response' or "
+              "%resource.type = 'transaction-response' or %resource.type = 'history'))",
+              lambda n, ctx: _entries_all(n, "response", ("batch-response", "transaction-response",
+                                                         "history"))),
+    "bdl-5": ("resource.exists() or request.exists() or response.exists()",
+              lambda n, ctx: "resource" in n or "request" in n or "response" in n),
+    "bdl-7": ("(type = 'history') or entry.where(fullUrl.exists()).select(fullUrl&resource.meta"
+              ".versionId).isDistinct()", _bdl7),
+    "bdl-8": ("fullUrl.contains('/_history/').not()",
+              lambda n, ctx: type(n.get("fullUrl")) is not str or "/_history/" not in n["fullUrl"]),
+    "bdl-9": ("type = 'document' implies (identifier.system.exists() and identifier.value.exists())",
+              lambda n, ctx: n.get("type") != "document" or (
+                  type(n.get("identifier")) is dict and "system" in n["identifier"]
+                  and "value" in n["identifier"])),
+    "bdl-10": ("type = 'document' implies (timestamp.hasValue())",
+               lambda n, ctx: n.get("type") != "document" or "timestamp" in n),
+    "bdl-11": ("type = 'document' implies entry.first().resource.is(Composition)",
+               lambda n, ctx: n.get("type") != "document" or _first_is(n, "Composition")),
+    "bdl-12": ("type = 'message' implies entry.first().resource.is(MessageHeader)",
+               lambda n, ctx: n.get("type") != "message" or _first_is(n, "MessageHeader")),
+    "org-1": ("(identifier.count() + name.count()) > 0",
+              lambda n, ctx: bool(n.get("identifier")) or "name" in n),
+    "org-2": ("where(use = 'home').empty()", lambda n, ctx: n.get("use") != "home"),
+    "org-3": ("where(use = 'home').empty()", lambda n, ctx: n.get("use") != "home"),
+    "pat-1": ("name.exists() or telecom.exists() or address.exists() or organization.exists()",
+              lambda n, ctx: any(k in n for k in ("name", "telecom", "address", "organization"))),
+    "con-1": ("summary.exists() or assessment.exists()",
+              lambda n, ctx: "summary" in n or "assessment" in n),
+    "con-2": ("code.exists() or detail.exists()", lambda n, ctx: "code" in n or "detail" in n),
+    "con-3": ("clinicalStatus.exists() or verificationStatus.coding.where(system='http://"
+              "terminology.hl7.org/CodeSystem/condition-ver-status' and code = 'entered-in-error')"
+              ".exists() or category.select($this='problem-list-item').empty()",
+              lambda n, ctx: "clinicalStatus" in n or _has_coding(
+                  n.get("verificationStatus"), _VER, ("entered-in-error",)) or not n.get("category")),
+    "con-4": ("abatement.empty() or clinicalStatus.coding.where(system='http://terminology.hl7.org"
+              "/CodeSystem/condition-clinical' and (code='resolved' or code='remission' or "
+              "code='inactive')).exists()",
+              lambda n, ctx: not any(k.startswith("abatement") for k in n) or _has_coding(
+                  n.get("clinicalStatus"), _CLIN, ("resolved", "remission", "inactive"))),
+    "con-5": ("verificationStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/"
+              "condition-ver-status' and code='entered-in-error').empty() or clinicalStatus.empty()",
+              lambda n, ctx: "clinicalStatus" not in n or not _has_coding(
+                  n.get("verificationStatus"), _VER, ("entered-in-error",))),
+    "obs-3": ("low.exists() or high.exists() or text.exists()",
+              lambda n, ctx: "low" in n or "high" in n or "text" in n),
+    "obs-6": ("dataAbsentReason.empty() or value.empty()",
+              lambda n, ctx: "dataAbsentReason" not in n or not _has_value_key(n)),
+    "obs-7": ("value.empty() or component.code.where(coding.intersect(%resource.code.coding)"
+              ".exists()).empty()", _obs7),
+    "prr-1": ("orderDetail.empty() or code.exists()",
+              lambda n, ctx: "orderDetail" not in n or "code" in n),
+    "per-1": ("start.hasValue().not() or end.hasValue().not() or (start <= end)",
+              _per1),
+    "rng-2": ("low.empty() or high.empty() or (low <= high)", _both_or_none("low", "high")),
+    "qty-3": ("code.empty() or system.exists()", lambda n, ctx: "code" not in n or "system" in n),
+    "cpt-2": ("value.empty() or system.exists()", lambda n, ctx: "value" not in n or "system" in n),
+    "att-1": ("data.empty() or contentType.exists()",
+              lambda n, ctx: "data" not in n or "contentType" in n),
+    "ref-1": ("reference.startsWith('#').not() or (reference.substring(1).trace('url') in "
+              "%rootResource.contained.id.trace('ids'))", _ref1),
+    "txt-1": ("htmlChecks()", lambda n, ctx: True),
+    "txt-2": ("htmlChecks()", lambda n, ctx: True),
+    # the project's own (profiles/): the expressions are in the StructureDefinitions
+    "pat-cn-1": ("", lambda n, ctx: citizen_id_check_digit(n)),
+    "pat-cn-2": ("", lambda n, ctx: any(_card_identifier(i) for i in n.get("identifier", ()))),
+    "pat-cn-3": ("", _hospital_card_system),
+    "obs-cn-1": ("", lambda n, ctx: "unit" in n if "value" in n or "code" in n or "system" in n
+                 or "comparator" in n or "unit" in n else None),
+    "bdl-cn-1": ("", lambda n, ctx: sum(
+        1 for e in n.get("entry", ()) if type(e) is dict and type(e.get("resource")) is dict
+        and e["resource"].get("resourceType") == "Patient") == 1),
+}
+
+
+# A native that holds whenever its node lacks this key is not called then (a dict lookup
+# instead of a call: dom-2..dom-5 run on every resource, and almost none has `contained`).
+GUARDS = {"dom-2": "contained", "dom-3": "contained", "dom-4": "contained",
+          "dom-5": "contained", "bdl-1": "total", "bdl-2": "entry", "bdl-7": "entry",
+          "bdl-8": "fullUrl", "obs-6": "dataAbsentReason", "obs-7": "component",
+          "prr-1": "orderDetail", "per-1": "end", "rng-2": "low", "qty-3": "code",
+          "cpt-2": "value", "att-1": "data", "ref-1": "reference"}
+
+# natives whose context is a primitive value (the others are given JSON objects only)
+PRIMITIVE_CONTEXT = frozenset({"pat-cn-1"})
+
+
+def native(key: str, expression: str, project_expressions: dict[str, str]) -> Native | None:
+    """The native function for a constraint, if one was written for this exact expression."""
+    found = NATIVE.get(key)
+    if found is None:
+        return None
+    expected = found[0] or project_expressions.get(key)
+    return found[1] if expected == expression else None
+
+
+class FhirPath:
+    """Compiled fhirpathpy expressions and their cached verdicts (thread-safe enough: the
+    caches only grow, and are cleared wholesale when full)."""
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self._model: Any = None  # fhirpathpy's R4 model, loaded on first use (~0.1 s)
+        self._parsed: dict[str, Any] = {}
+        self._verdicts: dict[tuple[str, str, bytes], bool | None] = {}
+        self._lock = threading.Lock()
+
+    def _parse(self, expression: str) -> Any:
+        parsed = self._parsed.get(expression)
+        if parsed is None:
+            from fhirpathpy.parser import parse
+
+            # trace() only prints (to stdout, from fhirpathpy): drop it, the verdict is the same
+            parsed = self._parsed[expression] = parse(_TRACE.sub("", expression))
+        return parsed
+
+    def holds(self, expression: str, base: str, node: Any, ctx: Any) -> bool | None:
+        """True / False, or None when fhirpathpy cannot evaluate it."""
+        local = "%resource" not in expression and "%rootResource" not in expression \
+            and "resolve()" not in expression
+        key = None
+        if local:
+            try:
+                key = (expression, base, orjson.dumps(node, option=orjson.OPT_SORT_KEYS))
+            except TypeError:
+                key = None
+            if key is not None and key in self._verdicts:
+                return self._verdicts[key]
+        verdict = self._evaluate(expression, base, node, ctx)
+        if key is not None:
+            if len(self._verdicts) >= self.LIMIT:
+                self._verdicts.clear()
+            self._verdicts[key] = verdict
+        return verdict
+
+    def _evaluate(self, expression: str, base: str, node: Any, ctx: Any) -> bool | None:
+        from fhirpathpy import apply_parsed_path
+        from fhirpathpy.engine.nodes import ResourceNode
+
+        try:
+            parsed = self._parse(expression)
+            variables = {"resource": ctx.resource, "rootResource": ctx.root,
+                         "ucum": "http://unitsofmeasure.org"}
+            if self._model is None:
+                from fhirpathpy.models import models
+
+                self._model = models["r4"]
+            result = apply_parsed_path(ResourceNode.create_node(node, base), parsed,
+                                       variables, self._model)
+        except Exception:  # noqa: BLE001 - an expression fhirpathpy cannot evaluate
+            return None
+        if result == [False]:
+            return False
+        return True
