@@ -27,7 +27,7 @@ from conformance.valuesets import expand
 RESOURCES = ("Resource", "DomainResource", "Bundle", "Organization", "Practitioner",
              "PractitionerRole", "Patient", "RelatedPerson", "Encounter", "Condition",
              "ServiceRequest", "MedicationRequest", "Medication", "Observation", "ChargeItem",
-             "Provenance", "OperationOutcome", "Parameters")
+             "Provenance", "Coverage", "Claim", "ClaimResponse", "OperationOutcome", "Parameters")
 
 
 def load_package(package: Path) -> tuple[list[dict], dict[str, dict], dict[str, dict]]:

@@ -530,12 +530,12 @@ class Settlements:
         dests = {d: u for d, u in self.s.destinations().items() if not u.startswith("mllp://")}
         if not dests:
             return
-        from conformance.validator import validate_bundle
+        from conformance.validator import ERRORS, validate
 
         ftid = store.new_tracking_id()
         bundle = fhir.render(ref.visit, ref.person_id, st, body, cancelled=cancelled,
                              tracking_id=ftid)
-        problems = [i for i in validate_bundle(bundle) if i.get("severity") in ("error", "fatal")]
+        problems = [i for i in validate(bundle) if i["severity"] in ERRORS]  # core R4 Bundle
         if problems:
             log.error("settlement resources do not validate; not forwarded", tracking_id=ref.tid,
                       issues=len(problems), first=problems[0].get("details", {}).get("text", ""))
