@@ -54,12 +54,13 @@ def test_exit_codes_and_text_and_json(tmp_path):
 
 
 def test_full_package_validates_any_type(tmp_path):
-    claim = tmp_path / "claim.json"
-    claim.write_text(json.dumps({"resourceType": "Claim", "status": "active"}), encoding="utf-8")
+    claim = tmp_path / "appointment.json"  # a type the vendored subset does not carry
+    claim.write_text(json.dumps({"resourceType": "Appointment", "status": "booked"}),
+                     encoding="utf-8")
     subset = _run(str(claim))
     assert subset.returncode == 1
-    assert "Claim.resourceType" in subset.stdout and "--full" in subset.stdout
+    assert "Appointment.resourceType" in subset.stdout and "--full" in subset.stdout
     full = _run(str(claim), "--full")
     assert full.returncode == 1
-    assert any(line.startswith("error") and "Claim.patient: minimum required = 1" in line
+    assert any(line.startswith("error") and "Appointment.participant: minimum required = 1" in line
                for line in full.stdout.splitlines())
