@@ -4,7 +4,6 @@ an adapter installed as a separate package is found through its entry point."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,17 +20,12 @@ def gateway(*args: str, path: Path | None = None) -> subprocess.CompletedProcess
                           text=True, env=env, cwd=ROOT, timeout=120)
 
 
-def install(project: Path, site: Path, dist: str, module: str, entry: str) -> None:
-    """What installing the package leaves on the path: the package and its dist-info with
-    the entry point (pip needs no network, but building a wheel offline needs `wheel`,
-    which the gateway does not depend on; the layout is the same)."""
-    site.mkdir(parents=True)
-    shutil.copytree(project / module, site / module)
-    info = site / f"{dist.replace('-', '_')}-0.1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1.0\n")
-    (info / "entry_points.txt").write_text(f"[yikatong.adapters]\n{entry} = {module}\n")
-    (info / "RECORD").write_text("")
+def install(project: Path, site: Path) -> None:
+    """pip-install the scaffolded package into ``site``, offline (no index, no isolation)."""
+    out = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                          "--no-index", "--no-build-isolation", "--target", str(site),
+                          str(project)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_scaffold_check_and_entry_point_discovery(tmp_path):
@@ -46,7 +40,7 @@ def test_scaffold_check_and_entry_point_discovery(tmp_path):
     assert '[project.entry-points."yikatong.adapters"]' in (project / "pyproject.toml").read_text()
 
     site = tmp_path / "site"
-    install(project, site, "yikatong-adapter-acme-his", "acme_his", "acme_his")
+    install(project, site)
     listed = gateway("adapters", "list", path=site)
     assert listed.returncode == 0, listed.stderr
     line = next(x for x in listed.stdout.splitlines() if x.startswith("acme_his"))
