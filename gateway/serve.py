@@ -52,6 +52,7 @@ def _demo_key(settings: Settings, url: str, org: str) -> str:
     """The demo hospital's key, created once and kept in the data dir."""
     path = settings.data_dir / f"demo-key-{org}.txt"
     store = KeyStore(redis.Redis.from_url(url))
+    _demo_fee_map(url, org)
     if path.exists():
         key = path.read_text().strip()
         if store.lookup(key):
@@ -61,6 +62,17 @@ def _demo_key(settings: Settings, url: str, org: str) -> str:
     path.write_text(key + "\n")
     path.chmod(0o600)
     return key
+
+
+def _demo_fee_map(url: str, org: str) -> None:
+    """The demo hospital's fee items mapped to national list codes, so its synthetic visits
+    can be settled with the reference insurance center."""
+    from gateway.synth_data import demo_fee_item_map
+    from terminology.local_maps import LocalMaps
+
+    maps = LocalMaps(redis.Redis.from_url(url))
+    if maps.get(org, "fee-item") is None:
+        maps.import_csv(org, "fee-item", demo_fee_item_map(), who="demo")
 
 
 @contextlib.contextmanager

@@ -517,3 +517,26 @@ CHRONIC_PREVALENCE: dict[str, tuple[int, float]] = {
     "E03.900": (20, 0.04), "I63.900": (60, 0.05), "I48.x01": (60, 0.05), "J45.900": (14, 0.03),
     "K21.900": (25, 0.05), "J30.400": (14, 0.08),
 }
+
+
+# ------------------------------------------------------------- the demo hospital's map
+def demo_fee_item_map() -> str:
+    """The demo hospital's fee-item map (CSV, as `gateway terminology import` takes it): its
+    items that carry no national list code → synthetic NHSA-shaped codes (Chinese patent
+    drugs ``Z…``, 23 characters; services 9 digits), so its visits can be settled."""
+    rows = ["source_code,source_display,target_code,target_display"]
+
+    def synthetic(code: str, width: int) -> str:
+        return f"{zlib.crc32(code.encode()) % 10 ** width:0{width}d}"
+
+    for drug in DRUGS.values():
+        if national_drug_code(drug) is None:
+            rows.append(f"{drug.code},{drug.name},"
+                        f"Z{synthetic(drug.code, 10)}{synthetic(drug.name, 10)}01,{drug.name}")
+    services = [*EXAMS.values(), *(lab.service for lab in LABS.values())]
+    items = [(s.code, s.national_code, s.name) for s in services]
+    items += [(c, n, name) for c, n, name, *_ in (INFUSION_FEE, INFUSION_SET_FEE, BLOOD_DRAW_FEE)]
+    for code, national, name in items:
+        if national is None:
+            rows.append(f"{code},{name},{synthetic(code, 9)},{name}")
+    return "\n".join(rows) + "\n"

@@ -314,3 +314,15 @@ def test_small_and_bad_arguments():
 def test_visit_dates_fall_in_the_fixed_2026_range(visits_1000):
     days = {v.visit_time.date() for v in visits_1000}
     assert min(days) >= date(2026, 3, 2) and max(days) <= date(2026, 6, 28)
+
+
+def test_the_demo_fee_map_covers_every_synthetic_fee_item_without_a_national_code():
+    from gateway.synth import generate
+    from gateway.synth_data import demo_fee_item_map
+    from terminology.local_maps import parse_csv
+
+    rows = parse_csv(demo_fee_item_map(), "DEMO0001", "fee-item")
+    mapped = {r["source_code"] for r in rows}
+    unmapped = {f.item_code for v in generate(300, seed=3, orgs=2) for f in v.fees
+                if not f.national_code}
+    assert unmapped and unmapped <= mapped
