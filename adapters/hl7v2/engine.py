@@ -16,6 +16,7 @@ from typing import Any
 
 from adapters.hl7v2 import functions
 from adapters.hl7v2.rules import FieldRule, MessageRule, RuleSet, datatypes, standard
+from adapters.paths import set_path
 
 # Fields that are structure, not content (what the protocol layer reads in MSH, the set ids
 # that only number repeated segments) are listed per rule set: ``RuleSet.protocol``.
@@ -96,37 +97,6 @@ def _nm(text: str) -> str:
 
 
 _CONVERT = {"st": lambda t: t, "id": str.strip, "nm": _nm, "dt": _dt, "ts": _ts}
-
-
-# -- setting values by path ------------------------------------------------------------
-
-def _set(root: dict[str, Any], path: str, value: Any) -> str:
-    """Set ``value`` at ``a.b[].c``-style ``path``; ``[]`` appends. Returns the concrete path."""
-    if "." not in path and "[" not in path:  # the common case: a plain key
-        root[path] = value
-        return path
-    node: Any = root
-    concrete: list[str] = []
-    parts = path.split(".")
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if part.endswith("[]"):
-            name = part[:-2]
-            items = node.setdefault(name, [])
-            if last:
-                items.append(value)
-                concrete.append(f"{name}[{len(items) - 1}]")
-                return ".".join(concrete)
-            items.append({})
-            node = items[-1]
-            concrete.append(f"{name}[{len(items) - 1}]")
-        elif last:
-            node[part] = value
-            concrete.append(part)
-        else:
-            node = node.setdefault(part, {})
-            concrete.append(part)
-    return ".".join(concrete)
 
 
 _SOURCES: dict[int, dict[tuple[str | None, str], str]] = {}
@@ -249,7 +219,7 @@ class _Run:
             produced |= self.assign(frule, values, ctx, item, prefix, where)
         if not produced:
             if frule.default is not None and isinstance(frule.to, str):
-                _set(item, frule.to, frule.default)
+                set_path(item, frule.to, frule.default)
             elif self.required(frule):
                 self.issue(f"{seg_path}-{frule.number}", "101",
                            f"{seg_path}-{frule.number} is required and empty")
@@ -275,7 +245,7 @@ class _Run:
                     table = (frule.map or {}).get(cname)
                     if isinstance(table, dict):
                         value = table.get(value, value)
-                    concrete = prefix + _set(item, target, value)
+                    concrete = prefix + set_path(item, target, value)
                     comp = comps[cname]
                     self.out.provenance[concrete] = where + (
                         f".{comp.comp}" + (f".{comp.sub}" if comp.sub > 1 else "") if comp.comp > 1
@@ -304,7 +274,7 @@ class _Run:
                 self.issue(where, "103", f"{where}: {value!r} is not one of "
                            f"{', '.join(sorted(map(str, frule.map)))}")
                 return True
-        concrete = prefix + _set(item, frule.to, value)
+        concrete = prefix + set_path(item, frule.to, value)
         self.out.provenance[concrete] = where
         return True
 

@@ -33,6 +33,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Protocol
 
+from adapters.paths import set_path
 from gateway.identifiers import org_scoped
 
 FIELD_KEYS = {"from", "to", "transform", "required", "default", "with", "use"}
@@ -222,32 +223,6 @@ class Mapped:
     issues: list[tuple[str, str, str]] = field(default_factory=list)  # (location, code, text)
 
 
-def _set(root: dict[str, Any], path: str, value: Any, extra: dict[str, Any]) -> str:
-    """Set ``value`` at ``a.b[].c``; ``[]`` appends a new item. The concrete path back."""
-    node: Any = root
-    concrete: list[str] = []
-    parts = path.split(".")
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if part.endswith("[]"):
-            name = part[:-2]
-            items = node.setdefault(name, [])
-            concrete.append(f"{name}[{len(items)}]")
-            if last:
-                items.append(value)
-                return ".".join(concrete)
-            items.append({})
-            node = items[-1]
-        else:
-            concrete.append(part)
-            if last:
-                node[part] = value
-                node.update(extra)
-                return ".".join(concrete)
-            node = node.setdefault(part, {})
-    return ".".join(concrete)
-
-
 def apply(mapping: Mapping, record: Record, *, org: str | None,
           functions: dict[str, Callable[..., Any]] | None = None) -> Mapped:
     """Map one record (and its groups) to a canonical-visit dict, keeping provenance."""
@@ -292,7 +267,7 @@ def _fields(specs: tuple[FieldSpec, ...], record: Record, target: dict[str, Any]
             else:
                 out.provenance.setdefault(prefix + spec.to.replace("[]", ""), where)
                 continue
-        concrete = _set(target, spec.to, value, spec.with_)
+        concrete = set_path(target, spec.to, value, spec.with_)
         out.provenance[prefix + concrete] = where
         if not prefix and concrete == "org.code" and ctx.org is None:
             ctx.org = str(value)  # the document names its organisation: hospital-scoped codes
