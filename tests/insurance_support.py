@@ -2,20 +2,50 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
 from stdnum.cn import ric
 
-from tests.support import free_port, gateway_cmd, http_service, sample_visit
+from tests.support import (
+    Gateway,
+    HttpService,
+    Peer,
+    RedisServer,
+    free_port,
+    gateway_cmd,
+    sample_visit,
+)
 
 SERVICE = "/fsi/api/rsfComIfsService/callService"
 _seq = itertools.count(1)
 
 
-class InsurancePeer:
+@contextlib.contextmanager
+def settling_gateway(tmp: Path, org: str, *, regional: bool = True, registry: Path | None = None,
+                     env: dict[str, str] | None = None) -> Iterator[Gateway]:
+    """Redis, the insurance center (and the regional platform), and a gateway settling with
+    it; the gateway carries ``key`` (for ``org``), ``center`` and ``regional``."""
+    redis_server = RedisServer(tmp / "redis").start()
+    peer = Peer(tmp).start() if regional else None
+    center = InsurancePeer(tmp, redis_server.url, registry).start()
+    gw = Gateway(tmp, redis_server.url, peer.fhir if peer else None,
+                 {"GATEWAY_INSURANCE_URL": center.url, **(env or {})}).start()
+    gw.key = gw.create_key(org)
+    gw.center, gw.regional = center, peer
+    try:
+        yield gw
+    finally:
+        for service in (gw, center, peer, redis_server):
+            if service is not None:
+                service.stop()
+
+
+class InsurancePeer(HttpService):
     def __init__(self, tmp: Path, redis_url: str, registry: Path | None = None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -25,17 +55,7 @@ class InsurancePeer:
                                 "--redis-url", redis_url)
         if registry is not None:
             self.args += ["--registry", str(registry)]
-        self._ctx = None
-
-    def start(self) -> InsurancePeer:
-        self._ctx = http_service(self.args, f"{self.base}/healthz", log=self.log)
-        self._ctx.__enter__()
-        return self
-
-    def stop(self) -> None:
-        if self._ctx is not None:
-            self._ctx.__exit__(None, None, None)
-            self._ctx = None
+        self.health_url = f"{self.base}/healthz"
 
     def admin(self, method: str, path: str, **kw) -> dict:
         r = httpx.request(method, f"{self.base}/_admin/{path}", timeout=5, **kw)

@@ -125,6 +125,28 @@ def http_service(args: list[str], health_url: str, env: dict[str, str] | None = 
         proc.stop()
 
 
+class HttpService:
+    """A `gateway` command serving HTTP as a child process: ``args``, ``health_url``, ``env``
+    and ``log`` set by the subclass; started (again, after a stop) and stopped by the test."""
+
+    args: list[str]
+    health_url: str
+    log: Path
+    env: dict[str, str] | None = None
+    _ctx = None
+    proc: Process | None = None
+
+    def start(self):
+        self._ctx = http_service(self.args, self.health_url, env=self.env, log=self.log)
+        self.proc = self._ctx.__enter__()
+        return self
+
+    def stop(self) -> None:
+        if self._ctx is not None:
+            self._ctx.__exit__(None, None, None)
+            self._ctx = None
+
+
 VISIT_INPUT = ROOT / "tests" / "golden" / "canonical" / "basic" / "input.json"
 
 
@@ -137,7 +159,7 @@ def sample_visit(**changes) -> dict:
     return visit
 
 
-class Gateway:
+class Gateway(HttpService):
     """`gateway serve` as a child process on a real Redis, talking to a real peer."""
 
     def __init__(self, tmp: Path, redis_url: str | None, regional_url: str | None,
@@ -155,19 +177,14 @@ class Gateway:
             **({"GATEWAY_REGIONAL_FHIR_URL": regional_url} if regional_url else {}),
             **(extra_env or {}),
         }
-        self._ctx = None
-        self.proc: Process | None = None
 
-    def start(self) -> Gateway:
-        self._ctx = http_service(gateway_cmd("serve", "--port", str(self.port)),
-                                 f"{self.base}/healthz", env=self.env, log=self.log)
-        self.proc = self._ctx.__enter__()
-        return self
+    @property
+    def args(self) -> list[str]:  # from the port at start: a test may take another's port
+        return gateway_cmd("serve", "--port", str(self.port))
 
-    def stop(self) -> None:
-        if self._ctx is not None:
-            self._ctx.__exit__(None, None, None)
-            self._ctx = None
+    @property
+    def health_url(self) -> str:
+        return f"{self.base}/healthz"
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no lease release, nothing flushed by the gateway."""
@@ -201,7 +218,7 @@ class Gateway:
                           timeout=timeout, what=f"visit {tid} {status}")
 
 
-class Peer:
+class Peer(HttpService):
     """The reference regional platform as a child process; can be stopped and restarted."""
 
     def __init__(self, tmp: Path, port: int | None = None):
@@ -209,18 +226,8 @@ class Peer:
         self.base = f"http://127.0.0.1:{self.port}"
         self.fhir = f"{self.base}/fhir"
         self.log = tmp / f"peer-{self.port}.log"
-        self._ctx = None
-
-    def start(self) -> Peer:
-        self._ctx = http_service(gateway_cmd("peers", "regional", "--port", str(self.port)),
-                                 f"{self.base}/healthz", log=self.log)
-        self._ctx.__enter__()
-        return self
-
-    def stop(self) -> None:
-        if self._ctx is not None:
-            self._ctx.__exit__(None, None, None)
-            self._ctx = None
+        self.args = gateway_cmd("peers", "regional", "--port", str(self.port))
+        self.health_url = f"{self.base}/healthz"
 
     def count(self, resource_type: str) -> int:
         return httpx.get(f"{self.fhir}/{resource_type}", params={"_summary": "count"},

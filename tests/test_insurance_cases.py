@@ -10,8 +10,8 @@ import uuid
 import httpx
 import pytest
 
-from tests.insurance_support import InsurancePeer, fee, visit_for
-from tests.support import Gateway, Peer, RedisServer, sample_visit
+from tests.insurance_support import fee, settling_gateway, visit_for
+from tests.support import Gateway, sample_visit
 
 ORG = "H11010101"
 A = "250101001"
@@ -22,20 +22,10 @@ REGISTERED = {"psn_no": "R-ARREARS-1", "certno": "110101197001011238", "psn_name
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("insurance-cases")
-    redis_server = RedisServer(tmp / "redis").start()
-    regional = Peer(tmp).start()
     registry = tmp / "registry.json"
     registry.write_text(json.dumps([REGISTERED]), encoding="utf-8")
-    center = InsurancePeer(tmp, redis_server.url, registry).start()
-    gw = Gateway(tmp, redis_server.url, regional.fhir,
-                 {"GATEWAY_INSURANCE_URL": center.url}).start()
-    gw.key = gw.create_key(ORG)
-    gw.center = center
-    yield gw
-    gw.stop()
-    center.stop()
-    regional.stop()
-    redis_server.stop()
+    with settling_gateway(tmp, ORG, registry=registry) as gw:
+        yield gw
 
 
 def preview(gw, visit, json=None) -> tuple[str, httpx.Response]:

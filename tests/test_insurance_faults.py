@@ -8,8 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.insurance_support import InsurancePeer, fee, visit_for
-from tests.support import Gateway, RedisServer
+from tests.insurance_support import fee, settling_gateway, visit_for
 
 ORG = "H11010101"
 A = "250101001"
@@ -17,17 +16,9 @@ A = "250101001"
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("insurance-faults")
-    redis_server = RedisServer(tmp / "redis").start()
-    center = InsurancePeer(tmp, redis_server.url).start()
-    gw = Gateway(tmp, redis_server.url, None, {"GATEWAY_INSURANCE_URL": center.url,
-                                                "GATEWAY_INSURANCE_TIMEOUT": "1"}).start()
-    gw.key = gw.create_key(ORG)
-    gw.center = center
-    yield gw
-    gw.stop()
-    center.stop()
-    redis_server.stop()
+    with settling_gateway(tmp_path_factory.mktemp("insurance-faults"), ORG, regional=False,
+                          env={"GATEWAY_INSURANCE_TIMEOUT": "1"}) as gw:
+        yield gw
 
 
 @pytest.fixture(autouse=True)

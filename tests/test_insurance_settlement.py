@@ -11,8 +11,8 @@ import uuid
 import httpx
 import pytest
 
-from tests.insurance_support import InsurancePeer, fee, visit_for
-from tests.support import Gateway, Peer, RedisServer, wait_until
+from tests.insurance_support import fee, settling_gateway, visit_for
+from tests.support import wait_until
 
 ORG = "H11010101"
 A = "250101001"   # 甲
@@ -22,19 +22,8 @@ C = "311201001"   # 丙
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("insurance")
-    redis_server = RedisServer(tmp / "redis").start()
-    regional = Peer(tmp).start()
-    center = InsurancePeer(tmp, redis_server.url).start()
-    gw = Gateway(tmp, redis_server.url, regional.fhir,
-                 {"GATEWAY_INSURANCE_URL": center.url}).start()
-    gw.key = gw.create_key(ORG)
-    gw.center, gw.regional = center, regional
-    yield gw
-    gw.stop()
-    center.stop()
-    regional.stop()
-    redis_server.stop()
+    with settling_gateway(tmp_path_factory.mktemp("insurance"), ORG) as gw:
+        yield gw
 
 
 def call(gw, method: str, tid: str, path: str = "", key: str | None = None, json=None):
