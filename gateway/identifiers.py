@@ -9,6 +9,7 @@ can be used in a conditional create.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from enum import StrEnum
 from functools import lru_cache
@@ -29,6 +30,7 @@ ICD10 = "urn:oid:2.16.156.10011.2.3.3.11.1"
 
 # Deterministic resource ids: uuid5 in this namespace of "system|value".
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, BASE)
+_NS_BYTES = ID_NAMESPACE.bytes
 
 
 class CardType(StrEnum):
@@ -83,8 +85,15 @@ def card_system(card_type: CardType, issuer: str | None) -> str:
 
 
 def deterministic_id(system: str, value: str) -> str:
-    """uuid5 of ``system|value``: the same business identifier always gives the same id."""
-    return str(uuid.uuid5(ID_NAMESPACE, f"{system}|{value}"))
+    """uuid5 of ``system|value``: the same business identifier always gives the same id.
+
+    RFC 4122 name-based (SHA-1) UUID, computed directly (the same value as ``uuid.uuid5``,
+    at a third of its cost: a visit renders some twenty of them)."""
+    h = bytearray(hashlib.sha1(_NS_BYTES + f"{system}|{value}".encode()).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50  # version 5
+    h[8] = (h[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 @lru_cache(maxsize=65536)

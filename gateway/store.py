@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -66,14 +66,16 @@ class Outbox:
     entries: tuple[tuple[str, dict[str, Any]], ...] = ()
     marks: tuple[tuple[str, str, int], ...] = ()  # (key, value, ttl): e.g. an HL7 control id seen
     hash_fields: tuple[tuple[str, str, bytes], ...] = ()  # (hash, field, value): e.g. a held visit
+    counts: tuple[tuple[str, str], ...] = ()  # (sorted set, member) +1: e.g. an unmapped code
 
     def with_marks(self, *marks: tuple[str, str, int]) -> Outbox:
-        return Outbox(self.record_key, self.record, self.ttl, self.entries, self.marks + marks,
-                      self.hash_fields)
+        return replace(self, marks=self.marks + marks)
 
     def with_hash_fields(self, *fields: tuple[str, str, bytes]) -> Outbox:
-        return Outbox(self.record_key, self.record, self.ttl, self.entries, self.marks,
-                      self.hash_fields + fields)
+        return replace(self, hash_fields=self.hash_fields + fields)
+
+    def with_counts(self, *counts: tuple[str, str]) -> Outbox:
+        return replace(self, counts=self.counts + counts)
 
 
 def visit_outbox(*, tid: str, org: str, visit_no: str, person_id: str, received_at: str,
@@ -120,7 +122,7 @@ def hold(box: Outbox, *, org: str, tid: str, dests: tuple[str, ...], item: dict[
     for dest in dests:
         if dest != "*":
             record[f"receipt:{dest}"] = orjson.dumps({"status": "needs-mapping", "attempts": 0})
-    held = Outbox(box.record_key, record, box.ttl, box.entries, box.marks, box.hash_fields)
+    held = replace(box, record=record)
     return held.with_hash_fields((quarantine_key(org), tid, dumps({**item, "dests": list(dests)})))
 
 
@@ -137,6 +139,8 @@ def _queue(pipe: Any, box: Outbox) -> None:
         pipe.set(key, value, ex=ttl)
     for key, name, value in box.hash_fields:
         pipe.hset(key, name, value)
+    for key, member in box.counts:
+        pipe.zincrby(key, 1, member)
     pipe.hset(box.record_key, mapping=box.record)
     pipe.expire(box.record_key, box.ttl)
 

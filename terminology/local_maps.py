@@ -74,6 +74,15 @@ class MapInfo:
     rows: int
 
 
+def gap_key(org: str) -> str:
+    """The sorted set counting a hospital's codes that no map translated."""
+    return f"gw:term:gaps:{org}"
+
+
+def gap_member(name: str, system: str, code: str) -> str:
+    return f"{name}|{system}|{code}"
+
+
 def map_url(org: str, name: str) -> str:
     return f"{BASE}/ConceptMap/{org}-{name}"
 
@@ -215,7 +224,7 @@ class LocalMaps:
         return self._table(org, name)[1].get((system, code))
 
     def record_gap(self, org: str, name: str, system: str, code: str) -> None:
-        self.r.zincrby(f"gw:term:gaps:{org}", 1, f"{name}|{system}|{code}")
+        self.r.zincrby(gap_key(org), 1, gap_member(name, system, code))
 
     def gaps(self, org: str | None = None) -> list[dict[str, Any]]:
         orgs = [org] if org else sorted({k.decode().split(":")[-1] for k in self.r.scan_iter("gw:term:gaps:*")})

@@ -106,3 +106,24 @@ def test_weak_evidence_gives_scored_candidates_only(empi):
     exact = empi.match(name="张伟", birth_date="1985-06-15", sex="1", phone="13812345678")
     assert exact[0].grade == "certain" and exact[0].score == 1.0
     assert empi.match(name="王五", birth_date="2001-01-01") == []
+
+
+def test_card_status_is_read_with_the_resolution_and_a_cancelled_card_writes_nothing(empi):
+    from datetime import date
+
+    from gateway.identity.card_status import CardStatusStore
+
+    cards = CardStatusStore(empi.r)
+    hospital = card_system(T.HOSPITAL_CARD, "H1")
+    cards.set(hospital, "JZK-LOST", "lost", effective=date(2026, 1, 1), reason="挂失")
+    cards.set(CITIZEN_ID, CID2, "cancelled", effective=date(2026, 3, 1))
+    seen = empi.resolve(ids((T.CITIZEN_ID, CID, None), (T.HOSPITAL_CARD, "JZK-LOST", "H1")),
+                        cards_on="2026-02-01")
+    assert seen.refused is None and seen.cards == (None, ("lost", "2026-01-01", "挂失"))
+    # not yet in force the day before it takes effect: resolved as usual
+    before = empi.resolve(ids((T.CITIZEN_ID, CID2, None)), cards_on="2026-02-28")
+    assert before.created and before.cards == (None,)
+    refused = empi.resolve(ids((T.CITIZEN_ID, CID2, None), (T.HOSPITAL_CARD, "NEW-1", "H1")),
+                           cards_on="2026-03-01")
+    assert refused.refused == 0 and refused.cards[0][0] == "cancelled"
+    assert empi.lookup(card_system(T.HOSPITAL_CARD, "H1"), "NEW-1") is None  # nothing linked

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import uuid
 from datetime import datetime, timezone
 
 import pytest
@@ -13,7 +14,14 @@ from conformance.validator import validate_bundle
 from gateway import errors, store
 from gateway.convert import convert_envelope
 from gateway.delivery.worker import backoff
-from gateway.identifiers import CITIZEN_ID, CardType, card_system, citizen_id_problem
+from gateway.identifiers import (
+    CITIZEN_ID,
+    ID_NAMESPACE,
+    CardType,
+    card_system,
+    citizen_id_problem,
+    deterministic_id,
+)
 from gateway.logging import mask_personal_data, mask_text
 from terminology.translate import FHIR_GENDER, GBT_2261_1, translate
 from tests.support import VISIT_INPUT
@@ -102,6 +110,11 @@ def test_every_reference_resolves_and_ids_are_deterministic():
         for ident in entry["resource"].get("identifier", []) if isinstance(
                 entry["resource"].get("identifier"), list) else []:
             assert ident["system"] and ident["value"]
+
+
+@given(st.text(max_size=40), st.text(max_size=40))
+def test_deterministic_ids_are_rfc4122_uuid5(system, value):
+    assert deterministic_id(system, value) == str(uuid.uuid5(ID_NAMESPACE, f"{system}|{value}"))
 
 
 def test_backoff_is_bounded_and_grows():

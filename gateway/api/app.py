@@ -156,9 +156,7 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
             raise errors.unauthorized()
         return sender
 
-    async def _process(env: Envelope, stages=HTTP_PIPELINE) -> Envelope:
-        """Run the pipeline (CPU-bound, on the event loop), then commit its outbox; while
-        Redis syncs the append-only file, other requests proceed."""
+    def _run_and_commit(env: Envelope, stages) -> Envelope:
         try:
             env = run(stages, env, ctx)
         except GatewayError as err:
@@ -166,13 +164,19 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
             metrics.REJECTED.labels(reason).inc()
             sender = env.sender or (keys.lookup(env.credentials) if env.credentials else None)
             if sender is not None and err.status not in (401, 413):
-                await store.commit_async(ar, store.rejection_outbox(
+                store.commit(r, store.rejection_outbox(
                     tid=env.tracking_id, org=sender.org, received_at=env.received_at.isoformat(),
                     outcome=err.outcome, ttl=settings.record_ttl))
                 err.outcome.setdefault("id", env.tracking_id)
             raise
-        await store.commit_async(ar, env.outbox)
+        store.commit(r, env.outbox)
         return env
+
+    async def _process(env: Envelope, stages=HTTP_PIPELINE) -> Envelope:
+        """Run the pipeline and commit its outbox on a worker thread: the stages' Redis
+        round trips, and the append-only file's fsync they wait for, never stall the event
+        loop (other requests are read and answered meanwhile)."""
+        return await run_in_threadpool(_run_and_commit, env, stages)
 
     @app.post("/v1/visits", status_code=202, tags=["visits"],
               summary="Submit a canonical outpatient visit (JSON)",

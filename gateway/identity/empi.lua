@@ -6,6 +6,23 @@
 -- identifiers are presented together; two different strong persons are never merged here.
 local req = cjson.decode(ARGV[1])
 
+-- card status in force on req.cards_on (when given), read in the same round trip; a
+-- cancelled card refuses the visit before anything is written
+local cards = {}
+if req.cards_on then
+  for i, id in ipairs(req.ids) do
+    local st = redis.call('HMGET', P .. 'card:' .. id[1] .. '|' .. id[2], 'status', 'effective', 'reason')
+    if st[1] and st[2] and st[2] <= req.cards_on then
+      cards[i] = {st[1], st[2], st[3] or ''}
+      if st[1] == 'cancelled' then
+        return cjson.encode({refused = i - 1, cards = cards})
+      end
+    else
+      cards[i] = false
+    end
+  end
+end
+
 
 local strong_present = false
 local found = {}        -- person id → {strong = bool}
@@ -86,5 +103,5 @@ end
 if req.attrs.name_key then
   redis.call('SADD', P .. 'name:' .. req.attrs.name_key, person)
 end
-return cjson.encode({person = person, created = created, conflict = conflict,
+return cjson.encode({person = person, created = created, conflict = conflict, cards = cards,
                      identifiers = redis.call('SMEMBERS', key .. ':ids'), changes = changes})

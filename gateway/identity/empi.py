@@ -24,6 +24,7 @@ Linking rules:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,9 @@ class Resolution:
     identifiers: tuple[str, ...]  # "system|value" of every identifier the person has
     created: bool = False
     conflict: str | None = None  # another strong person the presented identifiers point to
+    # with ``cards_on``: each presented card's (status, effective, reason) in force, or None
+    cards: tuple[tuple[str, str, str] | None, ...] = ()
+    refused: int | None = None  # a cancelled card's index: nothing was resolved or written
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class EmpiError(Exception):
     pass
 
 
+@lru_cache(maxsize=65536)
 def name_key(name: str) -> str:
     """Pinyin without tones: homophones (张伟 / 章伟) share a key."""
     return "".join(lazy_pinyin(name)).lower().replace(" ", "")
@@ -77,8 +82,10 @@ class Empi:
 
     # -- resolve -------------------------------------------------------------------------
     def resolve(self, identifiers: list[tuple[str, str, str]], attrs: dict[str, str] | None = None,
-                who: str = "") -> Resolution:
-        """``identifiers``: (card type, system, value), strongest first."""
+                who: str = "", cards_on: str | None = None) -> Resolution:
+        """``identifiers``: (card type, system, value), strongest first. With ``cards_on``
+        (an ISO date) each card's status in force that day is read in the same round trip
+        (``card_status.py`` keeps them); a cancelled card stops there (``refused``)."""
         if not identifiers:
             raise EmpiError("no identifier")
         ctype, system, value = identifiers[0]
@@ -90,10 +97,15 @@ class Empi:
             "new_id": deterministic_id(system, value), "now": _now(), "who": who,
             "attrs": attrs or {"_": ""},
         }
+        if cards_on:
+            req["cards_on"] = cards_on
         out = orjson.loads(self._resolve(args=[orjson.dumps(req)]))
+        cards = tuple(tuple(c) if c else None for c in out.get("cards") or ())
+        if "refused" in out:
+            return Resolution("", (), cards=cards, refused=out["refused"])
         ids = out.get("identifiers") or []
         return Resolution(out["person"], tuple(sorted(ids)) if isinstance(ids, list) else (),
-                          bool(out.get("created")), out.get("conflict"))
+                          bool(out.get("created")), out.get("conflict"), cards)
 
     def lookup(self, system: str, value: str) -> str | None:
         """The (surviving) person an identifier belongs to."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from gateway import errors
 from gateway.envelope import Envelope, Identity
+from gateway.identity.card_status import CardStatus
 from gateway.identifiers import (
     STRENGTH,
     CardType,
@@ -26,13 +27,18 @@ def run(env: Envelope, ctx) -> Envelope:
         return _merge(env, ctx) if env.merge is not None else env
     visit = env.visit
     found = _identifiers(visit.patient.cards, visit.org.code, "patient.cards")
-    warnings = _card_status(found, visit, ctx)
+    on = visit.visit_time.date()
     if ctx.empi is None:
-        return env.with_(identity=_deterministic(found), warnings=env.warnings + warnings)
+        statuses = ctx.card_status.get_many([(s, v) for _t, s, v, _i in found], on) \
+            if ctx.card_status is not None else ()
+        return env.with_(identity=_deterministic(found),
+                         warnings=env.warnings + _card_status(found, statuses))
     p = visit.patient
     res = ctx.empi.resolve([(t, s, v) for t, s, v, _i in found], {
         "name": p.name, "birth_date": p.birth_date.isoformat() if p.birth_date else "",
-        "phone": p.phone or "", "sex": _sex_gb(p.sex, visit.org.code, ctx)}, who=visit.org.code)
+        "phone": p.phone or "", "sex": _sex_gb(p.sex, visit.org.code, ctx)}, who=visit.org.code,
+        cards_on=on.isoformat() if ctx.card_status is not None else None)  # one round trip
+    warnings = _card_status(found, [CardStatus(*c) if c else None for c in res.cards])
     known = []
     for member in res.identifiers:
         system, _, value = member.partition("|")
@@ -84,13 +90,11 @@ def _deterministic(found) -> Identity:
                     identifiers=tuple((t, s, v) for t, s, v, _i in found))
 
 
-def _card_status(found, visit, ctx) -> tuple[dict, ...]:
-    if ctx.card_status is None:
-        return ()
-    statuses = ctx.card_status.get_many([(s, v) for _t, s, v, _i in found],
-                                        visit.visit_time.date())
+def _card_status(found, statuses) -> tuple[dict, ...]:
+    """Warnings for lost or frozen cards; a cancelled card refuses the visit. ``statuses``:
+    one per card found (None: active), or fewer when a cancelled card stopped the lookup."""
     warnings = []
-    for (ctype, _s, _v, i), st in zip(found, statuses, strict=True):
+    for (ctype, _s, _v, i), st in zip(found, statuses):
         if st is None or st.status == "active":
             continue
         where = f"patient.cards[{i}]"

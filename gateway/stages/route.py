@@ -8,6 +8,7 @@ from gateway import store
 from gateway.envelope import Envelope
 from gateway.insurance.visits import mark as settlement_copy
 from gateway.jsonio import dumps
+from terminology.local_maps import gap_key, gap_member
 
 
 def run(env: Envelope, ctx) -> Envelope:
@@ -41,6 +42,9 @@ def run(env: Envelope, ctx) -> Envelope:
         person_id=env.identity.person_id, received_at=env.received_at.isoformat(),
         payloads=payloads, shards=ctx.settings.delivery_shards, ttl=ctx.settings.record_ttl,
     )
+    if tr is not None and tr.gaps:  # counted per hospital (`gateway terminology gaps`)
+        org = env.visit.org.code
+        box = box.with_counts(*((gap_key(org), gap_member(*g)) for g in tr.gaps))
     keep = settlement_copy(env)  # the visit, kept for settlement at the cashier
     if keep:
         box = box.with_marks(keep)

@@ -25,6 +25,7 @@ def run(env: Envelope, ctx) -> Envelope:
     visit, org = env.visit, env.visit.org.code
     local = ctx.local_maps
     used: set[str] = set()
+    gaps: list[tuple[str, str, str]] = []
 
     def look(name: str, system: str, code: str, national_target: str | None = None):
         t = hospital_first(local, org, name, system, code, national_target)
@@ -33,8 +34,7 @@ def run(env: Envelope, ctx) -> Envelope:
         return t
 
     def missing(name: str, system: str, code: str, where: str, what: str) -> dict:
-        if local is not None:
-            local.record_gap(org, name, system, code)
+        gaps.append((name, system, code))  # counted when the visit is committed (route)
         return errors.issue(
             f"{what} {code!r} ({system}) has no map to a national code in {org}'s "
             f"'{name}' map", where, code="code-invalid", severity="warning", error_code="4002")
@@ -83,4 +83,4 @@ def run(env: Envelope, ctx) -> Envelope:
     return env.with_(translated=Translated(
         gender=gender.code, sex_gb=to_gb.code, map_versions=tuple(sorted(used)),
         fee_codes=fee_codes, drug_codes=drug_codes, diagnosis_codes=dx_codes,
-        unmapped=tuple(unmapped)))
+        unmapped=tuple(unmapped), gaps=tuple(gaps)))
