@@ -6,7 +6,7 @@ enqueue. Every figure is printed beside a baseline measured in the same run.
 Baseline for rendering + validation: the naive way — build and validate the
 ``fhir.resources`` models field by field for each visit (every element constructed
 through its model class), then serialise with the models. Baseline for ingest: the same
-gateway with the validator's memo off (``GATEWAY_VALIDATION_SHAPE_CACHE=false``: every value
+gateway with the validator's memo off (``GATEWAY_VALIDATION_MEMO=false``: every value
 of every Bundle checked in full against the profiles).
 """
 
@@ -209,7 +209,7 @@ def bench_ingest(n: int, processes: int, rate: float, seconds: float) -> None:
                           {"GATEWAY_REDIS_URL": server.url, "GATEWAY_DATA_DIR": tmp,
                            "GATEWAY_WORKERS": "false", "GATEWAY_LOG_LEVEL": "WARNING",
                            "GATEWAY_REGIONAL_FHIR_URL": "http://127.0.0.1:9/fhir",
-                           "GATEWAY_VALIDATION_SHAPE_CACHE": cache}, log)
+                           "GATEWAY_VALIDATION_MEMO": cache}, log)
             try:
                 wait_healthy(f"http://127.0.0.1:{port}/readyz", proc, "gateway")
                 with _Drain(r) as drain:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,13 +21,16 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 2 * 1024 * 1024
+    max_batch_bytes: int = Field(32 * 1024 * 1024, description="`POST /v1/batches` body limit")
     mllp_port: int | None = Field(None, description="HL7 v2 MLLP listener port (`serve --mllp-port`)")
     mllp_max_message_bytes: int = 1024 * 1024
     mllp_idle_timeout: float = 300.0
     processes: int = Field(1, ge=1, le=64, description="API worker processes (`serve --processes`)")
 
-    validation_shape_cache: bool = Field(
-        True, description="the validator checks each distinct value once (same verdicts)")
+    validation_memo: bool = Field(
+        True, validation_alias=AliasChoices("GATEWAY_VALIDATION_MEMO",
+                                            "GATEWAY_VALIDATION_SHAPE_CACHE"),  # the old name
+        description="the validator checks each distinct value once (same verdicts)")
 
     unmapped_policy: str = Field(
         "warn", pattern=r"^(warn|quarantine)(,[a-z0-9_-]+=(warn|quarantine))*$|^[a-z0-9_-]+=(warn|quarantine)(,[a-z0-9_-]+=(warn|quarantine))*$",

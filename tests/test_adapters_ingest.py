@@ -17,6 +17,7 @@ from tests.support import Gateway, Peer, RedisServer, wait_until
 
 GOLDEN = Path(__file__).parent / "golden" / "adapters"
 XML_ORG, CSV_ORG, V2_ORG = "H11010102", "H11010104", "H11010103"
+BATCH_LIMIT = 64 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,8 @@ def gw(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("adapters")
     server = RedisServer(tmp / "redis").start()
     peer = Peer(tmp).start()
-    gateway = Gateway(tmp, server.url, peer.fhir).start()
+    gateway = Gateway(tmp, server.url, peer.fhir,
+                      extra_env={"GATEWAY_MAX_BATCH_BYTES": str(BATCH_LIMIT)}).start()
     gateway.peer = peer
     gateway.redis = redis.Redis.from_url(server.url)
     maps = GOLDEN.parent.parent.parent / "adapters" / "hengtong_xml" / "maps"
@@ -90,6 +92,9 @@ def test_csv_batch_over_http(gw):
         assert gw.status(gw.keys[CSV_ORG], item["tracking_id"])["status"] == "rejected"
     r = post(gw, CSV_ORG, "/v1/batches", b"not a zip", "application/zip", adapter="qiming_dbview")
     assert r.status_code == 207 and r.json()["rejected"] == 1
+    r = post(gw, CSV_ORG, "/v1/batches", b"x" * (BATCH_LIMIT + 1), "application/zip",
+             adapter="qiming_dbview")  # GATEWAY_MAX_BATCH_BYTES
+    assert r.status_code == 413 and "65536" in r.json()["issue"][0]["details"]["text"]
 
 
 def send(port: int, *messages: bytes) -> list:

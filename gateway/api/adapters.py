@@ -27,7 +27,6 @@ from gateway.envelope import Envelope
 from gateway.errors import GatewayError
 from gateway.stages.adapt import configured
 
-BATCH_FACTOR = 16  # a batch may be this many times the single-visit body limit
 
 
 def router(ctx: Any, authenticate: Callable[[Request], Any], respond: Callable,
@@ -49,7 +48,7 @@ def router(ctx: Any, authenticate: Callable[[Request], Any], respond: Callable,
             raise errors.GatewayError.of("name the adapter that reads the batch: ?adapter=ID",
                                          "adapter", code="required", error_code="2020")
         adapter = get(adapter_id)
-        limit = settings.max_body_bytes * BATCH_FACTOR
+        limit = settings.max_batch_bytes
         body = bytearray()
         async for chunk in request.stream():
             body += chunk

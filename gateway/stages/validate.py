@@ -12,7 +12,7 @@ from gateway.errors import GatewayError, outcome
 def run(env: Envelope, ctx) -> Envelope:
     if env.visit is None:  # an identity-only message (ADT^A40): nothing to translate or render
         return env
-    errors = validate_bundle(env.bundle, memo=ctx.settings.validation_shape_cache)
+    errors = validate_bundle(env.bundle, memo=ctx.settings.validation_memo)
     if errors:
         raise GatewayError(outcome(errors), status=422)
     return env
