@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import cpu  # noqa: E402
 from bench.loadgen import closed_loop, open_loop  # noqa: E402
 from conformance.validator import validate_bundle  # noqa: E402
 from gateway.children import wait_healthy  # noqa: E402
@@ -168,14 +169,18 @@ class _Drain:
 
 
 def _load(label: str, port: int, key: str, bodies: list[bytes], rate: float, seconds: float,
-          fixed_rates: bool):
+          fixed_rates: bool, pids: dict[str, list[int]]):
     warm = asyncio.run(closed_loop("127.0.0.1", port, "/v1/visits", key, bodies[:300], 16))
     assert warm.ok == warm.sent, warm.errors
+    before = {name: cpu.seconds(p) for name, p in pids.items()}
     res = asyncio.run(closed_loop("127.0.0.1", port, "/v1/visits", key, bodies[300:], 32,
                                   max_seconds=25))
+    used = {name: (cpu.seconds(p) - before[name]) * 1000 / max(res.ok, 1)
+            for name, p in pids.items()}
     print(f"  {label:28s} max sustained {res.rate:7.0f} visits/s   "
           f"p50 {res.pct(0.5):6.1f} ms  p99 {res.pct(0.99):6.1f} ms  "
           f"({res.ok} accepted, errors {res.errors or 'none'})")
+    print(f"  {'':28s} CPU per visit: " + ", ".join(f"{n} {ms:.2f} ms" for n, ms in used.items()))
     for fixed_rate in (rate / 2, rate) if fixed_rates else ():
         fixed = asyncio.run(open_loop("127.0.0.1", port, "/v1/visits", key, bodies,
                                       fixed_rate, seconds))
@@ -212,9 +217,11 @@ def bench_ingest(n: int, processes: int, rate: float, seconds: float) -> None:
                            "GATEWAY_VALIDATION_MEMO": cache}, log)
             try:
                 wait_healthy(f"http://127.0.0.1:{port}/readyz", proc, "gateway")
+                pids = {"gateway": cpu.tree(proc.pid), "redis": [server.proc.pid],
+                        "load generator": [os.getpid()]}
                 with _Drain(r) as drain:
                     results[label] = _load(label, port, key, bodies, rate, seconds,
-                                           fixed_rates=cache == "true")
+                                           fixed_rates=cache == "true", pids=pids)
                 queued += drain.trimmed + sum(r.xlen(k) for k in drain.keys)
             finally:
                 proc.terminate()
