@@ -86,6 +86,37 @@ def test_validator_accepts_the_rendered_bundle():
     assert validate_bundle(_bundle()) == []
 
 
+def _resource(bundle: dict, rtype: str) -> dict:
+    return next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == rtype)
+
+
+def test_ethnicity_and_payment_reach_fhir_as_profiled_extensions():
+    bundle = _bundle()
+    [eth] = _resource(bundle, "Patient")["extension"]
+    assert eth["valueCoding"]["code"] == "01" and eth["url"].endswith("/patient-ethnicity")
+    [pay] = _resource(bundle, "Encounter")["extension"]
+    assert [p["url"] for p in pay["extension"]] == ["kind", "insuranceType"]
+    assert pay["extension"][1]["valueCoding"]["code"] == "310"
+
+
+@pytest.mark.parametrize("change, text, where", [
+    (lambda b: _resource(b, "Patient")["extension"][0]["valueCoding"].update(code="99"),
+     "is not in the value set", "Bundle.entry[2].resource.extension[0].valueCoding"),
+    (lambda b: _resource(b, "Encounter")["extension"][0]["extension"][0].update(valueCode="self_pay"),
+     "pay-cn-1", "Bundle.entry[3].resource.extension[0]"),
+    (lambda b: _resource(b, "Encounter")["extension"][0]["extension"].append(
+        {"url": "other", "valueString": "x"}),
+     "the slicing is closed", "Bundle.entry[3].resource.extension[0].extension[2]"),
+    (lambda b: _resource(b, "Encounter")["extension"][0]["extension"].pop(0),
+     "minimum required = 1", "Bundle.entry[3].resource.extension[0].extension"),
+])
+def test_ethnicity_and_payment_extensions_are_checked(change, text, where):
+    bundle = _bundle()
+    change(bundle)
+    [issue] = validate_bundle(bundle)
+    assert text in issue["details"]["text"] and issue["expression"] == [where]
+
+
 def test_validator_finds_dangling_references_and_bad_values():
     bundle = copy.deepcopy(_bundle())
     bundle["entry"][3]["resource"]["subject"] = {"reference": "urn:uuid:00000000-0000-0000-0000-000000000000"}

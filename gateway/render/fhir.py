@@ -36,6 +36,9 @@ EMPI_SYSTEM = f"{BASE}/sid/empi"  # the master patient index's person id
 NHSA_LIST = f"{BASE}/CodeSystem/nhsa-medical-list"
 NHSA_CHRGITM_TYPE = f"{BASE}/CodeSystem/nhsa-med-chrgitm-type"
 NHSA_CHRGITM_LV = f"{BASE}/CodeSystem/nhsa-chrgitm-lv"
+NHSA_INSUTYPE = f"{BASE}/CodeSystem/nhsa-insutype"
+GBT_3304 = f"{BASE}/CodeSystem/gbt-3304-ethnicity"
+PAYMENT_KIND = f"{BASE}/CodeSystem/payment-kind"
 EXT = f"{BASE}/StructureDefinition"
 ICD10_ALIASES = {"ICD-10", "ICD10", "icd-10", "icd10", ICD10, "2.16.156.10011.2.3.3.11.1"}
 
@@ -123,6 +126,10 @@ class _Visit:
             "name": [{"use": "official", "text": p.name}],
             "gender": tr.gender,
         }
+        if p.ethnicity:
+            res = {"resourceType": "Patient", "extension": [{
+                "url": f"{EXT}/patient-ethnicity",
+                "valueCoding": {"system": GBT_3304, "code": p.ethnicity}}], **res}
         if p.birth_date:
             res["birthDate"] = p.birth_date.isoformat()
         if p.phone:
@@ -156,6 +163,13 @@ class _Visit:
             "period": {"start": self.when},
             "serviceProvider": _ref(org),
         }
+        if v.payment:
+            parts: list[J] = [{"url": "kind", "valueCode": v.payment.kind}]
+            if v.payment.insurance_type:
+                parts.append({"url": "insuranceType", "valueCoding": {
+                    "system": NHSA_INSUTYPE, "code": v.payment.insurance_type}})
+            res = {"resourceType": "Encounter",
+                   "extension": [{"url": f"{EXT}/encounter-payment", "extension": parts}], **res}
         if v.chief_complaint:
             res["reasonCode"] = [{"text": v.chief_complaint}]
         if diagnoses:
