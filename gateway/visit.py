@@ -80,8 +80,8 @@ class Patient(_Model):
     birth_date: date | None = None
     phone: Annotated[str, Field(max_length=32)] | None = None
     address: Text | None = None
-    ethnicity: Annotated[str, Field(pattern=r"^\d{2}$")] | None = Field(
-        None, description="GB/T 3304 two-digit code"
+    ethnicity: Annotated[str, Field(pattern=r"^(0[1-9]|[1-4]\d|5[0-6]|9[78])$")] | None = Field(
+        None, description="GB/T 3304 two-digit code: 01-56, 97 other, 98 foreign-born Chinese citizen"
     )
     cards: list[CardIdentifier] = Field(min_length=1, max_length=20)
 

@@ -21,7 +21,7 @@ BASE = "https://yikatong.org/fhir"
 EXPECTED = {
     "gbt-2261-1-sex", "gbt-3304-ethnicity", "ws364-cv02-01-101-id-document-type",
     "nhsa-mdtrt-cert-type", "nhsa-psn-cert-type", "nhsa-med-type", "nhsa-med-chrgitm-type",
-    "nhsa-chrgitm-lv", "nhsa-insutype", "nhsa-psn-setlway", "icd10-cn", "card-type",
+    "nhsa-chrgitm-lv", "nhsa-insutype", "nhsa-psn-setlway", "icd10-cn", "card-type", "payment-kind",
     "v2-0001", "v2-0078", "v2-0357",  # HL7 v2 tables the mappings use (versioned as HL7 2.9)
 }
 
