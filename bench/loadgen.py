@@ -39,11 +39,20 @@ class _Conn:
         self.reader = self.writer = None
 
     async def request(self, raw: bytes) -> int:
-        if self.writer is None:
+        fresh = self.writer is None
+        if fresh:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        self.writer.write(raw)
-        await self.writer.drain()
-        head = await self.reader.readuntil(b"\r\n\r\n")
+        try:
+            self.writer.write(raw)
+            await self.writer.drain()
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            if fresh:
+                raise
+            # the server closed this kept-alive connection while it sat idle (its keep-alive
+            # timeout) before reading the request: send it again on a new connection
+            self.writer = None
+            return await self.request(raw)
         status = int(head[9:12])
         length = 0
         for line in head.split(b"\r\n"):
