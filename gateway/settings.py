@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     insurance_url: str | None = Field(
         None, description="the NHSA interface endpoint of the insurance center (settlement)")
     insurance_timeout: float = Field(10.0, description="seconds to wait for the insurer")
+    insurance_resolve_interval: float = Field(
+        60.0, ge=0, description="seconds between background passes over unknown settlement "
+                                "outcomes (0: only the next request or `gateway insurance resolve`)")
     insurance_admdvs: str = Field("110000", description="treatment-area admin division (GB/T 2260)")
     insurance_signer: str = Field("hmac", description="hmac | ecdsa | none | module:factory")
     insurance_sign_key: str = Field("development-only-key", description="the signer's key")

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.insurance_support import fee, settling_gateway, visit_for
+from tests.support import wait_until
 
 ORG = "H11010101"
 A = "250101001"
@@ -17,7 +18,8 @@ A = "250101001"
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     with settling_gateway(tmp_path_factory.mktemp("insurance-faults"), ORG, regional=False,
-                          env={"GATEWAY_INSURANCE_TIMEOUT": "1"}) as gw:
+                          env={"GATEWAY_INSURANCE_TIMEOUT": "1",
+                               "GATEWAY_INSURANCE_RESOLVE_INTERVAL": "0"}) as gw:
         yield gw
 
 
@@ -151,3 +153,18 @@ def test_reads_cut_before_processing_are_a_retryable_503(env, infno):
     assert r.status_code in (503, 502) and r.json()["resourceType"] == "OperationOutcome", r.text
     r = call(env, "POST", tid, "/preview")
     assert r.status_code == 200 and r.json()["status"] == "previewed", r.text
+
+
+def test_unknown_outcomes_are_resolved_in_the_background(tmp_path):
+    with settling_gateway(tmp_path, ORG, regional=False,
+                          env={"GATEWAY_INSURANCE_TIMEOUT": "1",
+                               "GATEWAY_INSURANCE_RESOLVE_INTERVAL": "1"}) as gw:
+        p, tid = new_visit(gw)
+        gw.center.fault("2207", "drop_after", count=3)
+        gw.center.fault("2601", "drop_before", count=3)
+        assert call(gw, "POST", tid).status_code == 503
+        assert gw.center.accumulators(p["psn_no"])["count"] == 1  # charged at the center
+        # no request, no command: the gateway's own pass re-sends the 2601 and reverses it
+        wait_until(lambda: call(gw, "GET", tid).json()["status"] == "previewed",
+                   what="the unknown outcome resolved", timeout=30)
+        assert gw.center.accumulators(p["psn_no"])["count"] == 0

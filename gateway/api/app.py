@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import os
@@ -102,6 +103,12 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
         if run_workers and settings.destinations():
             state["workers"] = Workers(settings, redis_url, worker_id=worker_id)
             state["workers"].start()
+        if run_workers and settings.insurance_url and settings.insurance_resolve_interval > 0:
+            from gateway.insurance import resolver
+            from gateway.insurance.settlement import Settlements
+
+            state["resolver"] = asyncio.create_task(
+                resolver.run(Settlements(ctx), settings.insurance_resolve_interval))
         if settings.mllp_port is not None:
             from gateway.hl7.listener import V2Listener
 
@@ -110,6 +117,10 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
         try:
             yield
         finally:
+            if "resolver" in state:
+                state["resolver"].cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await state["resolver"]
             if "mllp" in state:
                 await state["mllp"].close()
             if "workers" in state:

@@ -38,8 +38,8 @@ def resolve() -> None:
     """Resolve settlements whose outcome is unknown (re-send the reversal or the settlement)."""
     import redis
 
-    from gateway.errors import GatewayError
     from gateway.identity.card_status import CardStatusStore
+    from gateway.insurance.resolver import resolve_pending
     from gateway.insurance.settlement import Settlements
     from gateway.pipeline import Context
     from gateway.redis_embedded import redis_url as gateway_redis
@@ -54,17 +54,12 @@ def resolve() -> None:
         if not settings.insurance_url:
             typer.echo("GATEWAY_INSURANCE_URL is not set", err=True)
             raise typer.Exit(2)
-        settlements = Settlements(ctx)
-        pending = settlements.state.unknown()
+        done = resolve_pending(Settlements(ctx))
         left = 0
-        for tid in pending:
-            try:
-                status = settlements.resolve(tid)
-            except GatewayError as err:
-                status = f"unknown ({err})"
+        for tid, status in done:
             left += status.startswith(("unknown", "settling"))
             typer.echo(f"{tid}  {status}")
-        typer.echo(f"{len(pending) - left} resolved, {left} still unknown")
+        typer.echo(f"{len(done) - left} resolved, {left} still unknown")
         raise typer.Exit(1 if left else 0)
 
 

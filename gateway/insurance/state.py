@@ -65,8 +65,10 @@ class State:
             state.pop(name, None)
         self.r.hdel(state_key(tid), *names)
 
-    def unknown(self) -> list[str]:
-        return [t.decode() for t in self.r.zrange(UNKNOWN, 0, -1)]
+    def unknown(self, before: float | None = None) -> list[str]:
+        """Visits whose outcome is unknown (recorded at ``before`` or earlier), oldest first."""
+        top = "+inf" if before is None else before
+        return [t.decode() for t in self.r.zrangebyscore(UNKNOWN, "-inf", top)]
 
     @contextlib.contextmanager
     def locked(self, tid: str) -> Iterator[None]:
