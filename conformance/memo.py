@@ -53,26 +53,27 @@ def memoised(check: Check, reference: bool) -> Check:
     tag = _CLEAN.tag()
     dumps = orjson.dumps
     limit = _CLEAN.LIMIT
-
-    tries = hits = 0
+    longest = len(tag) + _MEMO_MAX
+    hits = misses = 0
+    trying = True
 
     def memo(v, p, ctx):
-        nonlocal tries, hits
-        if tries >= _TRIAL and hits * 10 < tries:
-            return check(v, p, ctx)  # this element's values do not repeat: stop trying
-        if reference and type(v) is dict and str(v.get("reference", "")).startswith("#"):
-            return check(v, p, ctx)  # ref-1 depends on the containing resource
+        nonlocal hits, misses, trying
+        if not trying:
+            return check(v, p, ctx)
         try:
-            key = dumps(v, default=_float)
+            key = tag + dumps(v, default=_float)
         except TypeError:
             return check(v, p, ctx)
-        if len(key) > _MEMO_MAX:
-            return check(v, p, ctx)
-        key = tag + key
-        tries += 1
-        if key in clean:
+        if key in clean:  # (never a value the lines below refuse to remember)
             hits += 1
             return
+        if len(key) > longest or reference and type(v) is dict and str(
+                v.get("reference", "")).startswith("#"):  # ref-1 depends on the container
+            return check(v, p, ctx)
+        misses += 1
+        if hits * 10 < misses + hits and misses + hits >= _TRIAL:
+            trying = False  # this element's values do not repeat: stop trying
         n, m = len(ctx.out), len(ctx.refs)
         check(v, p, ctx)
         if len(ctx.out) == n and len(ctx.refs) == m:
