@@ -31,11 +31,12 @@ from conformance.constraints import (Invariant, fixed_check, invariant, invarian
                                      pattern_check)
 from conformance.definitions import CORE, Definitions
 from conformance.elements import Node, find, tree
-from conformance.fields import (Clean, complex_array, complex_single, forbidden,
+from conformance.fields import (complex_array, complex_single, forbidden,
                                 primitive_array, primitive_extension, primitive_single,
-                                resource_type, sliced_array)
+                                printable_array, printable_single, resource_type,
+                                sliced_array)
 from conformance.invariants import FhirPath
-from conformance.memo import memoised
+from conformance.memo import Clean, memoised
 from conformance.objects import Shape, walker
 from conformance.slicing import matcher, slicer
 from gateway.errors import issue
@@ -108,14 +109,17 @@ class Compiler:
         sd = self.defs.type_sd(code)
         return sd is not None and sd["kind"] == "primitive-type"
 
+    def _regex(self, code: str) -> str | None:
+        """The format of a primitive type's values."""
+        sd = self.defs.type_sd(code)
+        return next((e.get("regex") for e in sd["elements"] if e["path"].endswith(".value")),
+                    None) if sd else None
+
     def _problem(self, code: str) -> Callable[[Any], str | None]:
         """value → why it is not a valid ``code`` (a primitive type), or None."""
         fn = self._problems.get(code)
         if fn is None:
-            sd = self.defs.type_sd(code)
-            regex = next((e.get("regex") for e in sd["elements"] if e["path"].endswith(".value")),
-                         None) if sd else None
-            fn = self._problems[code] = primitives.problem_function(code, regex)
+            fn = self._problems[code] = primitives.problem_function(code, self._regex(code))
         return fn
 
     def _primitive(self, code: str) -> Check:
@@ -335,6 +339,11 @@ class Compiler:
         if primitive and not child.children and not el.get("cref") and not child.slices:
             why = self._problem(code)
             extras = tuple(self._extras(child, sd, t))
+            spaces = primitives.printable_passes(self._regex(code))
+            if not extras and spaces is not None:
+                if is_array:
+                    return printable_array(key, why, spaces, mx, label)
+                return printable_single(key, why, spaces)
             if extras:  # values clean here: what the element adds is decided by the value too
                 clean = Clean(remember=self.memo and not _looks_outside(child))
             else:
@@ -350,8 +359,12 @@ class Compiler:
         if not is_array:
             return complex_single(key, item, targets)
         if child.slices:
-            return sliced_array(key, self._slicer(child, sd, root, item), mx, label)
-        return complex_array(key, item, targets, mx, label, skip_none=primitive)
+            field = sliced_array(key, self._slicer(child, sd, root, item), mx, label)
+        else:
+            field = complex_array(key, item, targets, mx, label, skip_none=primitive)
+        if targets is None and self.memo and self._memoizable(child, code):
+            return memoised(field, False)  # a whole array seen clean before (slices and all)
+        return field
 
     def _slicer(self, child: Node, sd: dict, root: Node, base_item: Check) -> Callable:
         slicing = child.el.get("slicing") or {"disc": [], "rules": "open"}

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from conformance.memo import Clean
 from conformance.primitives import problem
 from gateway.errors import issue
 
@@ -26,21 +27,7 @@ def steps(n: int) -> tuple[str, ...]:
     return _STEPS if n <= len(_STEPS) else tuple(f"[{i}]" for i in range(n))
 
 
-class Clean(set):
-    """Strings found clean by one primitive checker; emptied when full. ``remember=False``
-    (a place whose values must be checked each time): it stays empty."""
-
-    LIMIT = 20_000
-
-    def __init__(self, remember: bool = True) -> None:
-        super().__init__()
-        self.remember = remember
-
-    def note(self, value: str) -> None:
-        if self.remember:
-            if len(self) >= self.LIMIT:
-                self.clear()
-            self.add(value)
+_NEVER = Clean(remember=False)
 
 
 def _checked(why: Why, extras: tuple[Check, ...], value: Any, p: str, ctx: Any,
@@ -91,6 +78,38 @@ def primitive_single(key: str, why: Why, extras: tuple[Check, ...], clean: Clean
             _not_single(path + dotkey, ctx)
         else:
             _checked(why, extras, value, path + dotkey, ctx, clean)
+    return field
+
+
+def printable_single(key: str, why: Why, spaces: bool) -> Check:
+    """A primitive whose format any printable string meets (with no space, unless
+    ``spaces``: ``primitives.printable_passes``), where the element adds nothing: such a
+    string is valid, without a call or a set."""
+    dotkey = "." + key
+
+    def field(value, path, ctx):
+        if type(value) is str and value and value.isprintable() and (
+                spaces or " " not in value):
+            return
+        if type(value) is list:
+            _not_single(path + dotkey, ctx)
+        else:
+            _checked(why, (), value, path + dotkey, ctx, _NEVER)
+    return field
+
+
+def printable_array(key: str, why: Why, spaces: bool, mx: float, label: str) -> Check:
+    dotkey = "." + key
+
+    def field(value, path, ctx):
+        if (type(value) is not list or not value or len(value) > mx) and \
+                not _array_shape(value, path + dotkey, mx, label, ctx):
+            return
+        for step, v in zip(steps(len(value)), value):
+            if v is None or type(v) is str and v and v.isprintable() and (
+                    spaces or " " not in v):
+                continue  # None: a null aligned with `_key`, the object's check decides
+            _checked(why, (), v, path + dotkey + step, ctx, _NEVER)
     return field
 
 

@@ -56,28 +56,32 @@ def walker(shape: Shape) -> Check:
                                      code="structure", error_code="6001"))
                 continue
             f(value, path, ctx)
+        # what follows is mostly absent: each part is tested for before its loop
         if always:
             _required(obj, required, path, ctx)
-        else:
+        elif must:
             for key in must:
                 if key not in obj:
                     _required(obj, required, path, ctx)
                     break
         if choice_keys and len(obj) > 1 and len(present := choice_keys & obj.keys()) > 1:
             _one_choice(present, choice_of, path, ctx)
-        for k in prim_arrays:
-            if type(v := obj.get(k)) is list and None in v:
-                _nulls_aligned(obj, k, path, ctx)
-        for x in extras:
-            x(obj, path, ctx)
-        for guard, test, decide, _any in invariants:
-            if guard is None or guard in obj:
-                try:
-                    ok = test(obj, ctx)
-                except MALFORMED:
-                    ok = None
-                if ok is not True:
-                    decide(ok, obj, path, ctx)
+        if prim_arrays:
+            for k in prim_arrays:
+                if type(v := obj.get(k)) is list and None in v:
+                    _nulls_aligned(obj, k, path, ctx)
+        if extras:
+            for x in extras:
+                x(obj, path, ctx)
+        if invariants:
+            for guard, test, decide, _any in invariants:
+                if guard is None or guard in obj:
+                    try:
+                        ok = test(obj, ctx)
+                    except MALFORMED:
+                        ok = None
+                    if ok is not True:
+                        decide(ok, obj, path, ctx)
     return check
 
 

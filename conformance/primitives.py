@@ -66,6 +66,12 @@ def problem_function(type_code: str, regex: str | None) -> Callable[[object], st
     return text
 
 
+def printable_passes(regex: str | None) -> bool | None:
+    """Is every printable string a valid value, for a type of this ``regex``: True (string,
+    markdown), or only those with no space: False (uri, url, canonical); None: no."""
+    return _PRINTABLE_PASSES.get(regex)
+
+
 def problem(value: object, reason: str, path: str) -> dict:
     """The issue for a primitive value that is not valid (``reason``: what ``problem_function``
     said)."""

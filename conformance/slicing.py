@@ -18,16 +18,17 @@ Slice = tuple[str, Callable[[Any], bool], Check, int, float]  # name, matcher, c
 def slicer(label: str, closed: bool, slices: list[Slice],
            base_item: Check) -> Callable[[list, str, Any], None]:
     """The check of a sliced array's items (``p``: the array's path)."""
+    which = _which(slices)
+    checks = [check for _name, _m, check, _mn, _mx in slices]
 
     def run(values, p, ctx):
         counts = [0] * len(slices)
         for step, v in zip(steps(len(values)), values):
             pi = p + step
-            for j, (_name, matches, check, _mn, _mx) in enumerate(slices):
-                if matches(v):
-                    counts[j] += 1
-                    check(v, pi, ctx)
-                    break
+            j = which(v)
+            if j is not None:
+                counts[j] += 1
+                checks[j](v, pi, ctx)
             else:
                 if closed:
                     ctx.out.append(issue(f"matches no slice of {label}, and the slicing "
@@ -41,6 +42,34 @@ def slicer(label: str, closed: bool, slices: list[Slice],
                 ctx.out.append(issue(f"{label}:{name}: maximum allowed = {int(mx)}, but found "
                                      f"{counts[j]}", p, code="structure", error_code="6001"))
     return run
+
+
+def _which(slices: list[Slice]) -> Callable[[Any], int | None]:
+    """item → the index of the first slice it matches, or None. When every slice is told
+    apart by a fixed string at one key (extensions by url), that string finds the slice."""
+    matchers = [m for _name, m, _c, _mn, _mx in slices]
+
+    def first(v):
+        for j, matches in enumerate(matchers):
+            if matches(v):
+                return j
+        return None
+
+    fixed = [getattr(m, "fixed", None) for m in matchers]
+    if not fixed or None in fixed or len({key for key, _v in fixed}) != 1 or any(
+            type(value) is not str for _k, value in fixed):
+        return first
+    key = fixed[0][0]
+    index: dict[str, int] = {}
+    for j, (_k, value) in enumerate(fixed):
+        index.setdefault(value, j)
+
+    def by_value(v):
+        if type(v) is not dict or key not in v:
+            return None  # no slice's test holds
+        x = v[key]
+        return index.get(x) if type(x) is str else first(v)
+    return by_value
 
 
 def matcher(s: Node, discriminators: list) -> Callable[[Any], bool]:
@@ -93,12 +122,14 @@ def _on_values(dpath: str, test: Callable[[list], bool]) -> Callable[[Any], bool
 
 
 def _fixed_at(key: str, value: Any) -> Callable[[Any], bool]:
-    """``_on_values(key, lambda got: value in got)`` for a path of one key, without a list."""
+    """``_on_values(key, lambda got: value in got)`` for a path of one key, without a list.
+    The test says what it is (``fixed``), for the slicer's lookup by value."""
     def test(v):
         if type(v) is dict and key in v:
             x = v[key]
             return value in x if type(x) is list else value in (x,)
         return False
+    test.fixed = (key, value)  # type: ignore[attr-defined]
     return test
 
 

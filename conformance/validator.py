@@ -137,9 +137,11 @@ def _bundle_references(bundle: dict, refs: list, root: str) -> list[dict[str, An
     inside = root + ".entry["
     out = []
     for ref, path, targets in refs:
+        kind = by_url.get(ref)
+        if kind is not None and (kind in targets or "Resource" in targets or not targets):
+            continue  # resolves to an entry of an allowed type (the usual case): nothing to say
         if not path.startswith(inside):
             continue
-        kind = by_url.get(ref)
         if kind is None:
             if ref.startswith(_LOCAL_REF):
                 out.append(issue(f"reference {ref} does not resolve to an entry of the Bundle",
