@@ -30,6 +30,7 @@ Native = Callable[[Any, Any], "bool | None"]
 CARD_TYPE = f"{BASE}/CodeSystem/card-type"
 _VER = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 _CLIN = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+UCUM = "http://unitsofmeasure.org"
 _TRACE = re.compile(r"\.trace\('[^']*'(?:,\s*[^()]*)?\)")
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
@@ -78,10 +79,13 @@ def _dom3(n: dict, ctx: Any) -> bool:
 def _entries_all(n: dict, key: str, types: tuple[str, ...]) -> bool:
     """bdl-3 / bdl-4: ``entry.all(<key>.exists() = (%resource.type = ...))``. Without a
     type the comparison is empty, and all() holds only over no entries (FHIRPath)."""
-    entries = [e for e in n.get("entry", ()) if type(e) is dict]
     if "type" not in n:
-        return not entries
-    return all((key in e) == (n["type"] in types) for e in entries)
+        return not any(type(e) is dict for e in n.get("entry", ()))
+    expected = n["type"] in types
+    for e in n.get("entry", ()):
+        if type(e) is dict and (key in e) != expected:
+            return False
+    return True
 
 
 def _bdl7(n: dict, ctx: Any) -> bool:
@@ -91,12 +95,27 @@ def _bdl7(n: dict, ctx: Any) -> bool:
     for e in n.get("entry", ()):
         if type(e) is dict and "fullUrl" in e:
             res = e.get("resource")
-            vid = ((res or {}).get("meta") or {}).get("versionId", "") if type(res) is dict else ""
-            key = f"{e['fullUrl']}{vid}"
+            vid = ""
+            if type(res) is dict:
+                meta = res.get("meta")
+                if meta:
+                    vid = meta.get("versionId", "")
+            url = e["fullUrl"]
+            key = url + vid if type(url) is str and type(vid) is str else f"{url}{vid}"
             if key in seen:
                 return False
             seen.add(key)
     return True
+
+
+def _one_patient(n: dict, ctx: Any) -> bool:
+    count = 0
+    for e in n.get("entry", ()):
+        if type(e) is dict:
+            res = e.get("resource")
+            if type(res) is dict and res.get("resourceType") == "Patient":
+                count += 1
+    return count == 1
 
 
 def _first_is(n: dict, kind: str) -> bool | None:
@@ -141,6 +160,22 @@ def _per1(n: dict, ctx: Any) -> bool | None:
         return s <= e if (s.tzinfo is None) == (e.tzinfo is None) else True
     except ValueError:
         return True  # not a dateTime: the primitive check reports it
+
+
+def _sqty1(n: dict, ctx: Any) -> bool | None:
+    """comparator.empty(): no comparator; with one (or its extensions) fhirpathpy decides."""
+    return True if "comparator" not in n and "_comparator" not in n else None
+
+
+def _drt1(n: dict, ctx: Any) -> bool | None:
+    """A Duration with a code has a UCUM system and a value; when that is not plainly so,
+    fhirpathpy decides."""
+    if "code" not in n and "_code" not in n:
+        return True
+    if type(n.get("code")) is str and n.get("system") == UCUM and type(n.get("value")) in (
+            int, float):
+        return True
+    return None
 
 
 def citizen_id_check_digit(value: Any) -> bool:
@@ -250,6 +285,8 @@ NATIVE: dict[str, tuple[str, Native]] = {
     "rng-2": ("low.empty() or high.empty() or (low <= high)", _both_or_none("low", "high")),
     "qty-3": ("code.empty() or system.exists()", lambda n, ctx: "code" not in n or "system" in n),
     "cpt-2": ("value.empty() or system.exists()", lambda n, ctx: "value" not in n or "system" in n),
+    "sqty-1": ("comparator.empty()", _sqty1),
+    "drt-1": ("code.exists() implies ((system = %ucum) and value.exists())", _drt1),
     "att-1": ("data.empty() or contentType.exists()",
               lambda n, ctx: "data" not in n or "contentType" in n),
     "ref-1": ("reference.startsWith('#').not() or (reference.substring(1).trace('url') in "
@@ -262,9 +299,7 @@ NATIVE: dict[str, tuple[str, Native]] = {
     "pat-cn-3": ("", _hospital_card_system),
     "obs-cn-1": ("", lambda n, ctx: "unit" in n if "value" in n or "code" in n or "system" in n
                  or "comparator" in n or "unit" in n else None),
-    "bdl-cn-1": ("", lambda n, ctx: sum(
-        1 for e in n.get("entry", ()) if type(e) is dict and type(e.get("resource")) is dict
-        and e["resource"].get("resourceType") == "Patient") == 1),
+    "bdl-cn-1": ("", _one_patient),
 }
 
 
@@ -336,7 +371,7 @@ class FhirPath:
         try:
             parsed = self._parse(expression)
             variables = {"resource": ctx.resource, "rootResource": ctx.root,
-                         "ucum": "http://unitsofmeasure.org"}
+                         "ucum": UCUM}
             if self._model is None:
                 from fhirpathpy.models import models
 

@@ -1,6 +1,6 @@
 """FHIR primitive values in JSON: the JSON type each primitive must have, and its format
-(the ``regex`` the core definitions give ``<type>.value``, matched in full). Verdicts are
-cached per distinct value, so a value seen before costs one dict lookup.
+(the ``regex`` the core definitions give ``<type>.value``, matched in full). Strings found
+valid are remembered where they were met (``fields.Clean``), not here.
 """
 
 from __future__ import annotations
@@ -14,11 +14,15 @@ from gateway.errors import issue
 
 NUMBER = {"integer": (-2**31, 2**31 - 1), "positiveInt": (1, 2**31 - 1),
           "unsignedInt": (0, 2**31 - 1), "integer64": (-2**63, 2**63 - 1)}
-_LIMIT = 20_000
 _NUMBERS = (int, float, Decimal)  # a rendered Bundle holds Decimals until it is serialised
 
 
 _DATES = ("date", "dateTime", "instant")
+# The core regexes of string and markdown (``[ \r\n\t\S]+``) and of uri, url and canonical
+# (``\S*``) only exclude ASCII whitespace, all of it but the space unprintable: a printable
+# string passes them without the regex engine (with no space, for ``\S*``). Value: may it
+# hold a space?
+_PRINTABLE_PASSES = {"[ \\r\\n\\t\\S]+": True, "\\S*": False}
 _JSON_NAMES = {dict: "object", list: "array", type(None): "null"}
 
 
@@ -45,42 +49,45 @@ def problem_function(type_code: str, regex: str | None) -> Callable[[object], st
     if type_code == "decimal":
         return lambda v: None if type(v) in _NUMBERS else "must be a JSON number"
     pattern = re.compile(regex, re.ASCII).fullmatch if regex else None  # \s as in Java: ASCII
-    cache: dict[str, str | None] = {}
+    dates = type_code in _DATES
+    spaces = _PRINTABLE_PASSES.get(regex)  # None: the regex decides every value
 
     def text(v: object) -> str | None:
         if type(v) is not str:
             return "must be a JSON string"
-        try:
-            return cache[v]
-        except KeyError:
-            pass
-        why = None
         if not v:
-            why = "must not be empty"
-        elif pattern is not None and pattern(v) is None:
-            why = f"is not a valid {type_code}"
-        elif type_code in _DATES and len(v) >= 10 and not _real_day(v[:10]):
-            why = "is not a real calendar date"
-        if len(cache) >= _LIMIT:
-            cache.clear()
-        cache[v] = why
-        return why
+            return "must not be empty"
+        if pattern is not None and not (spaces is not None and v.isprintable() and (
+                spaces or " " not in v)) and pattern(v) is None:
+            return f"is not a valid {type_code}"
+        if dates and len(v) >= 10 and not _real_day(v[:10]):
+            return "is not a real calendar date"
+        return None
     return text
 
 
-def checker(type_code: str, regex: str | None):
-    """A checker (value, path, ctx) for one primitive item."""
-    why = problem_function(type_code, regex)
+def printable_passes(regex: str | None) -> bool | None:
+    """Is every printable string a valid value, for a type of this ``regex``: True (string,
+    markdown), or only those with no space: False (uri, url, canonical); None: no."""
+    return _PRINTABLE_PASSES.get(regex)
 
+
+def problem(value: object, reason: str, path: str) -> dict:
+    """The issue for a primitive value that is not valid (``reason``: what ``problem_function``
+    said)."""
+    if isinstance(value, str):
+        shown = repr(value if len(value) <= 40 else value[:40] + "…")
+    elif isinstance(value, (int, float, bool)):
+        shown = repr(value)
+    else:
+        shown = f"a JSON {_JSON_NAMES.get(type(value), type(value).__name__)}"
+    return issue(f"the value {shown} {reason}", path, code="value", error_code="6001")
+
+
+def checker(why: Callable[[object], str | None]):
+    """A checker (value, path, ctx) for one primitive item (``why``: a ``problem_function``)."""
     def check(value, path, ctx):
         reason = why(value)
         if reason is not None:
-            if isinstance(value, str):
-                shown = repr(value if len(value) <= 40 else value[:40] + "…")
-            elif isinstance(value, (int, float, bool)):
-                shown = repr(value)
-            else:
-                shown = f"a JSON {_JSON_NAMES.get(type(value), type(value).__name__)}"
-            ctx.out.append(issue(f"the value {shown} {reason}", path, code="value",
-                                 error_code="6001"))
+            ctx.out.append(problem(value, reason, path))
     return check

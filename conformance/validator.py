@@ -49,8 +49,9 @@ class _Ctx:
         if self.root is None:
             self.root = value
         fn(value, path, self)
-        for extra in self.validator.declared(value, path, skip=fn):
-            extra(value, path, self)
+        if "meta" in value:
+            for extra in self.validator.declared(value, path, skip=fn):
+                extra(value, path, self)
         self.resource, self.root = outer, outer_root
 
 
@@ -123,28 +124,33 @@ def _unknown_profile(url: str, where: str) -> Any:
 
 
 def _bundle_references(bundle: dict, refs: list, root: str) -> list[dict[str, Any]]:
-    entries = [e for e in bundle.get("entry") or () if type(e) is dict] \
-        if type(bundle.get("entry")) is list else []
+    entries = bundle.get("entry")
     by_url: dict[str, str] = {}
-    for e in entries:
-        res = e.get("resource")
-        if type(e.get("fullUrl")) is str and type(res) is dict:
-            by_url[e["fullUrl"]] = res.get("resourceType")
-            if res.get("id") and res.get("resourceType"):
-                by_url.setdefault(f"{res['resourceType']}/{res['id']}", res["resourceType"])
+    for e in entries if type(entries) is list else ():
+        if type(e) is dict:
+            url, res = e.get("fullUrl"), e.get("resource")
+            if type(url) is str and type(res) is dict:
+                rtype, rid = res.get("resourceType"), res.get("id")
+                by_url[url] = rtype
+                if rid and rtype:
+                    by_url.setdefault(f"{rtype}/{rid}", rtype)
+    inside = root + ".entry["
     out = []
     for ref, path, targets in refs:
-        if not path.startswith(root + ".entry["):
-            continue
         kind = by_url.get(ref)
-        if kind is None and ref.startswith(_LOCAL_REF):
-            out.append(issue(f"reference {ref} does not resolve to an entry of the Bundle",
-                             f"{path}.reference", code="not-found", error_code="6002"))
+        if kind is not None and (kind in targets or "Resource" in targets or not targets):
+            continue  # resolves to an entry of an allowed type (the usual case): nothing to say
+        if not path.startswith(inside):
             continue
-        if kind is None and not ref.startswith(("#", "http:", "https:", "urn:")):
-            m = _RELATIVE.fullmatch(ref)
-            kind = m.group(1) if m else None
-        if kind and targets and "Resource" not in targets and kind not in targets:
+        if kind is None:
+            if ref.startswith(_LOCAL_REF):
+                out.append(issue(f"reference {ref} does not resolve to an entry of the Bundle",
+                                 f"{path}.reference", code="not-found", error_code="6002"))
+                continue
+            if not ref.startswith(("#", "http:", "https:", "urn:")):
+                m = _RELATIVE.fullmatch(ref)
+                kind = m.group(1) if m else None
+        if kind and targets and kind not in targets and "Resource" not in targets:
             out.append(issue(f"a reference to a {kind} is not allowed here "
                              f"(allowed: {', '.join(targets)})", f"{path}.reference",
                              code="structure", error_code="6002"))

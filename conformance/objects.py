@@ -1,0 +1,121 @@
+"""The compiled object walker: one JSON object against one element's children.
+
+``Shape`` is what the compiler worked out for an element with children — a field checker
+per JSON key (``fields.py``), the required children, the choice groups, the primitive
+arrays whose nulls must align with ``_name`` — and ``walker`` turns it into the checker
+``check(obj, path, ctx)``: a dict lookup and a call per key, then the object's own rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance.constraints import MALFORMED, Invariant
+from gateway.errors import issue
+
+Check = Callable[[Any, str, Any], None]
+ELE_1_TEXT = "All FHIR elements must have a @value or children (ele-1)"
+
+
+@dataclass
+class Shape:
+    fields: dict[str, Check] = field(default_factory=dict)
+    must: tuple[str, ...] = ()  # children required once, under one JSON name (the usual case)
+    required: tuple[tuple[str, tuple[str, ...], int], ...] = ()  # (element path, names, min)
+    choice_of: dict[str, str] = field(default_factory=dict)  # JSON name → its choice element
+    prim_arrays: tuple[str, ...] = ()  # may hold null where `_name` has an item
+    extras: tuple[Check, ...] = ()  # fixed / pattern / binding of the element itself
+    invariants: tuple[Invariant, ...] = ()
+
+
+def walker(shape: Shape) -> Check:
+    fields = shape.fields
+    must = shape.must
+    required = shape.required
+    always = len(must) < len(required)  # some required child is a choice, or needs more than one
+    choice_of = shape.choice_of
+    choice_keys = frozenset(choice_of)
+    prim_arrays = shape.prim_arrays
+    extras = shape.extras
+    invariants = shape.invariants
+
+    def check(obj, path, ctx):
+        if type(obj) is not dict:
+            ctx.out.append(issue("expected a JSON object", path, code="structure",
+                                 error_code="6001"))
+            return
+        if len(obj) < 2 and (not obj or "id" in obj):
+            ctx.out.append(issue(ELE_1_TEXT, path, code="invariant", error_code="6005"))
+        for key, value in obj.items():
+            try:
+                f = fields[key]
+            except KeyError:
+                ctx.out.append(issue(f"unrecognised property {key!r}", f"{path}.{key}",
+                                     code="structure", error_code="6001"))
+                continue
+            f(value, path, ctx)
+        # what follows is mostly absent: each part is tested for before its loop
+        if always:
+            _required(obj, required, path, ctx)
+        elif must:
+            for key in must:
+                if key not in obj:
+                    _required(obj, required, path, ctx)
+                    break
+        if choice_keys and len(obj) > 1 and len(present := choice_keys & obj.keys()) > 1:
+            _one_choice(present, choice_of, path, ctx)
+        if prim_arrays:
+            for k in prim_arrays:
+                if type(v := obj.get(k)) is list and None in v:
+                    _nulls_aligned(obj, k, path, ctx)
+        if extras:
+            for x in extras:
+                x(obj, path, ctx)
+        if invariants:
+            for guard, test, decide, _any in invariants:
+                if guard is None or guard in obj:
+                    try:
+                        ok = test(obj, ctx)
+                    except MALFORMED:
+                        ok = None
+                    if ok is not True:
+                        decide(ok, obj, path, ctx)
+    return check
+
+
+def _required(obj: dict, required: tuple, path: str, ctx: Any) -> None:
+    """Minimum cardinality, in the order of the definition (a required child may be absent
+    under its own name and present only as `_name`, or be a choice)."""
+    for epath, names, mn in required:
+        n = 0
+        for k in names:
+            if k in obj:
+                v = obj[k]
+                n += len(v) if type(v) is list else 1
+            elif "_" + k in obj:
+                n += 1
+        if n < mn:
+            ctx.out.append(issue(f"{epath}: minimum required = {mn}, but only found {n}",
+                                 path, code="required", error_code="6001"))
+
+
+def _one_choice(present: set, choice_of: dict, path: str, ctx: Any) -> None:
+    hit = [choice_of[k] for k in present]
+    if len(set(hit)) < len(hit):
+        for epath in sorted({e for e in hit if hit.count(e) > 1}):
+            ctx.out.append(issue(f"{epath}: only one of the types may be present", path,
+                                 code="structure", error_code="6001"))
+
+
+def _nulls_aligned(obj: dict, key: str, path: str, ctx: Any) -> None:
+    """``"given": ["a", null], "_given": [null, {...}]``: a null item needs an extension
+    item at the same index."""
+    values = obj[key]
+    ext = obj.get("_" + key)
+    for i, v in enumerate(values):
+        if v is None and not (type(ext) is list and i < len(ext) and ext[i] is not None):
+            p = f"{path}.{key}[{i}]"
+            ctx.out.append(issue(f"null here needs an extension at _{key}[{i}]", p,
+                                 code="structure", error_code="6001"))
