@@ -91,6 +91,13 @@ class Segment:
             self._f = f
         return f
 
+    def raw_fields(self) -> list[str]:
+        """Every field as received (still escaped), indexed by field number: ``[0]`` is the
+        segment id; for MSH ``[1]`` is the field separator. The list is the segment's own:
+        do not change it."""
+        f = self._f
+        return f if f is not None else self._fields()
+
     def field(self, n: int) -> list[list[list[str]]]:
         """Field ``n`` as repetitions → components → subcomponents (unescaped); ``[]`` if absent."""
         f = self._fields()
