@@ -3,6 +3,7 @@ mapping engine (the HL7 v2 rules and the adapter SDK's field specs)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -39,3 +40,38 @@ def set_path(root: dict[str, Any], path: str, value: Any,
                 break
             node = node.setdefault(part, {})
     return ".".join(concrete)
+
+
+def setter(path: str) -> Callable[[dict[str, Any], Any], None]:
+    """``set_path`` for one path, parsed once: ``setter("patient.cards[]")(root, value)``
+    sets exactly what ``set_path(root, "patient.cards[]", value)`` does, without working
+    out the concrete path."""
+    if "." not in path and "[" not in path:
+        def set_key(root: dict[str, Any], value: Any) -> None:
+            root[path] = value
+        return set_key
+    steps = [(part[:-2], True) if part.endswith("[]") else (part, False)
+             for part in path.split(".")]
+    last, append_last = steps.pop()
+    walk = tuple(steps)
+    if not append_last and len(walk) == 1 and not walk[0][1]:
+        parent = walk[0][0]
+
+        def set_child(root: dict[str, Any], value: Any) -> None:  # "patient.name"
+            root.setdefault(parent, {})[last] = value
+        return set_child
+
+    def set_nested(root: dict[str, Any], value: Any) -> None:
+        node: Any = root
+        for name, append in walk:
+            if append:
+                items = node.setdefault(name, [])
+                items.append({})
+                node = items[-1]
+            else:
+                node = node.setdefault(name, {})
+        if append_last:
+            node.setdefault(last, []).append(value)
+        else:
+            node[last] = value
+    return set_nested

@@ -82,6 +82,24 @@ def test_duplicate_control_id_is_acknowledged_not_processed(v2gw, peer):
     assert peer.stats()["transactions"] == 1
 
 
+def test_the_same_message_on_several_connections_at_once_is_processed_once(v2gw, peer):
+    raw = _with_control_id(_msg("dft_p03"), "SAMEONFIVE")
+
+    async def one():
+        async with MLLPClient("127.0.0.1", v2gw.mllp_port, timeout=15) as client:
+            return parse(await client.send(raw), default_charset="utf-8")
+
+    async def all_at_once():
+        return await asyncio.gather(*(one() for _ in range(5)))
+
+    acks = asyncio.run(all_at_once())
+    assert [msa(a) for a in acks] == [("AA", "SAMEONFIVE")] * 5
+    wait_until(lambda: peer.stats()["transactions"] >= 1, what="delivery")
+    import time
+    time.sleep(1.0)
+    assert peer.stats()["transactions"] == 1
+
+
 def test_content_error_is_AE_with_err_segments(v2gw):
     raw = _msg("adt_a04_utf8").replace(b"110101198506150019", b"110101198506150011")
     raw = _with_control_id(raw, "BADCHECK1")

@@ -4,19 +4,30 @@ It also keeps, for every canonical path it sets, the HL7 path it came from (so a
 validation error on ``fees[2].amount`` is reported at ``FT1[3]-11``), and the list of
 non-empty input fields no rule read (``unread``), as FHIR-Converter reports unused
 segments.
+
+The rules are compiled once per rule set and message type into a plan (which field rules
+run on which segment, the components each reads, the target paths parsed); a message is
+then mapped in one pass over its segments, reading each field straight from the
+segment's raw text (only the components a rule names are split out and unescaped).
+Where each value came from (``provenance``, ``members``) is only needed to report a
+problem, so it is worked out when first asked for, by mapping the same message again
+with the bookkeeping on — the mapping is a pure function of the message, the sender and
+the rules, so both passes set the same values in the same order.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from itertools import compress
 from typing import Any
 
 from adapters.hl7v2 import functions
-from adapters.hl7v2.rules import FieldRule, MessageRule, RuleSet, datatypes, standard
-from adapters.paths import set_path
+from adapters.hl7v2.rules import FieldRule, MessageRule, RuleSet, SegmentRule, datatypes, standard
+from adapters.paths import set_path, setter
+from gateway.hl7.escape import unescape
 
 # Fields that are structure, not content (what the protocol layer reads in MSH, the set ids
 # that only number repeated segments) are listed per rule set: ``RuleSet.protocol``.
@@ -27,35 +38,79 @@ class UnsupportedMessage(LookupError):
     pass
 
 
-@dataclass
 class Mapped:
-    rule: MessageRule
-    data: dict[str, Any]
-    provenance: dict[str, str] = field(default_factory=dict)  # canonical path → HL7 path
-    issues: list[tuple[str, str, str]] = field(default_factory=list)  # (hl7 path, code, text)
-    unread: list[str] = field(default_factory=list)
-    z_segments: list[Any] = field(default_factory=list)
-    members: dict[str, list[str]] = field(default_factory=dict)  # list item → its segments
-    rules: RuleSet | None = None
+    """What mapping one message produced.
+
+    ``data`` the canonical-visit dict; ``issues`` (hl7 path, table 0357 code, text);
+    ``unread`` the non-empty input fields no rule read; ``z_segments``; ``provenance``
+    (canonical path → HL7 path) and ``members`` (list item → its segments), worked out on
+    first use.
+    """
+
+    __slots__ = ("_members", "_provenance", "_replay", "data", "issues", "rule", "rules",
+                 "unread", "z_segments")
+
+    def __init__(self, rule: MessageRule, data: dict[str, Any],
+                 provenance: dict[str, str] | None = None,
+                 issues: list[tuple[str, str, str]] | None = None,
+                 unread: list[str] | None = None, z_segments: list[Any] | None = None,
+                 members: dict[str, list[str]] | None = None, rules: RuleSet | None = None,
+                 replay: Any = None) -> None:
+        self.rule = rule
+        self.data = data
+        self.issues = [] if issues is None else issues
+        self.unread = [] if unread is None else unread
+        self.z_segments = [] if z_segments is None else z_segments
+        self.rules = rules
+        self._replay = replay  # () -> Mapped with the bookkeeping on, or None
+        self._provenance = provenance if provenance is not None or replay else {}
+        self._members = members if members is not None or replay else {}
+
+    def _track(self) -> None:
+        tracked = self._replay()
+        self._replay = None
+        if self._provenance is None:
+            self._provenance = tracked.provenance
+        if self._members is None:
+            self._members = tracked.members
+
+    @property
+    def provenance(self) -> dict[str, str]:
+        """Canonical path → the HL7 path it was read from."""
+        if self._provenance is None:
+            self._track()
+        return self._provenance
+
+    @property
+    def members(self) -> dict[str, list[str]]:
+        """List item (``fees[2]``) → the segments it was built from."""
+        if self._members is None:
+            self._track()
+        return self._members
 
     def hl7_path(self, canonical_path: str) -> str | None:
         """The HL7 path a canonical path came from — or, for a value that is missing, the
         field the rules would have read it from (within the same segment for list items)."""
-        if canonical_path in self.provenance:
-            return self.provenance[canonical_path]
+        provenance = self.provenance
+        if canonical_path in provenance:
+            return provenance[canonical_path]
         path = canonical_path
         while path:
             cut = max(path.rfind("."), path.rfind("["))
             path = path[:cut] if cut > 0 else ""
-            if path in self.provenance:
+            if path in provenance:
                 rest = canonical_path[len(path):].lstrip(".")
                 for segment in self.members.get(path, ()):  # an item: one of its segments
                     source = _sources(self.rules or standard()).get((segment.split("[")[0], rest))
                     if source:
                         return segment + source[source.index("-"):]
-                return self.provenance[path]
+                return provenance[path]
         source = _sources(self.rules or standard()).get((None, canonical_path))
         return source
+
+    def __repr__(self) -> str:
+        return (f"Mapped({'/'.join(self.rule.messages)}, {len(self.issues)} issue(s), "
+                f"{len(self.unread)} unread)")
 
 
 # -- conversions -------------------------------------------------------------------------
@@ -63,6 +118,7 @@ class Mapped:
 _TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{4})?$")
 
 
+@lru_cache(maxsize=4096)  # a message repeats its times (PV1-44, OBX-14, ...)
 def _ts(text: str) -> str:
     m = _TS.match(text)
     if not m or m.group(4) is None:
@@ -97,6 +153,7 @@ def _nm(text: str) -> str:
 
 
 _CONVERT = {"st": lambda t: t, "id": str.strip, "nm": _nm, "dt": _dt, "ts": _ts}
+_NEVER_FAIL = frozenset(("st", "id"))  # conversions that cannot raise MappingProblem
 
 
 _SOURCES: dict[int, dict[tuple[str | None, str], str]] = {}
@@ -124,166 +181,406 @@ def _sources(ruleset: RuleSet) -> dict[tuple[str | None, str], str]:
     return out
 
 
-class _Run:
-    def __init__(self, msg: Any, rule: MessageRule, sender_org: str, ruleset: RuleSet):
-        self.msg = msg
+# -- the compiled rules ------------------------------------------------------------------
+
+class _FieldPlan:
+    """One field rule, ready to run: what it reads, where it writes, what it calls."""
+
+    __slots__ = ("constant", "default", "fast", "first_only", "map", "number", "origin",
+                 "reads", "repeat", "required", "rule", "set_default", "set_to", "simple",
+                 "targets", "to", "use", "when")
+
+    def __init__(self, rule: FieldRule, required: bool) -> None:
+        comps = datatypes()[rule.type]
         self.rule = rule
-        self.sender_org = sender_org
-        self.ruleset = ruleset
-        self.out = Mapped(rule=rule, data={}, rules=ruleset)
-        self.read: set[tuple[str, int, int]] = set()  # (segment, occurrence, field)
-        self.current: dict[str, int] = {}  # list name → index of its current item
-        self.types = datatypes()
-        self.fields = ruleset.segments
-
-    def issue(self, where: str, code: str, text: str) -> None:
-        self.out.issues.append((where, code, text))
-
-    def run(self) -> Mapped:
-        counts: dict[str, int] = {}
-        previous: str | None = None
-        seen: set[str] = set()
-        for seg in self.msg.segments:
-            n = counts[seg.name] = counts.get(seg.name, 0) + 1
-            seen.add(seg.name)
-            srule = self.rule.segment(seg.name)
-            if seg.name.startswith("Z"):
-                self.out.z_segments.append(seg)
-            if srule is not None:
-                self.segment(seg, n, srule, previous)
-            previous = seg.name
-            self.note_unread(seg, n)
-        for srule in self.rule.segments:
-            if srule.required and srule.name not in seen:
-                self.issue(srule.name, "100", f"required segment {srule.name} is missing")
-        if self.rule.finish:
-            self.ruleset.finish[self.rule.finish](self.out.data, self.out.provenance,
-                                               self.out.members)
-        return self.out
-
-    def segment(self, seg: Any, n: int, srule: Any, previous: str | None) -> None:
-        seg_path = f"{seg.name}[{n}]" if n > 1 else seg.name
-        prefix = ""
-        item: dict[str, Any] = self.out.data
-        if srule.into:
-            name = srule.into.removesuffix("[]")
-            items = self.out.data.setdefault(name, [])
-            joins = srule.joins is not None and items and (
-                srule.joins == "any" or srule.joins == previous)
-            if not joins:
-                items.append({})
-                self.out.provenance[f"{name}[{len(items) - 1}]"] = seg_path
-            self.out.members.setdefault(f"{name}[{len(items) - 1}]", []).append(seg_path)
-            self.current[name] = len(items) - 1
-            prefix = f"{name}[{len(items) - 1}]."
-            item = items[-1]
-            for key, source in srule.inherit.items():
-                if source in self.current:
-                    inherited = self.out.data[source][self.current[source]].get(key)
-                    if inherited is not None:
-                        item[key] = inherited
-        for frule in self.fields.get(seg.name, ()):
-            self.field(seg, n, seg_path, frule, prefix, item)
-
-    def required(self, frule: FieldRule) -> bool:
-        if self.rule.required_fields is not None:
-            return frule.source in self.rule.required_fields
-        return frule.required
-
-    def field(self, seg: Any, n: int, seg_path: str, frule: FieldRule, prefix: str,
-              item: dict[str, Any]) -> None:
-        self.read.add((seg.name, n, frule.number))
-        reps = seg.field(frule.number)  # repetitions → components → subcomponents, unescaped
-        if not frule.repeat:
-            reps = reps[:1]
-        produced = False
-        ctx: dict[str, Any] | None = None
-        for r, rep in enumerate(reps):
-            where = f"{seg_path}-{frule.number}" + (f"[{r + 1}]" if r else "")
-            values: dict[str, Any] = {}
-            try:
-                for cname, comp, sub, conv in frule.components:
-                    if comp <= len(rep) and sub <= len(rep[comp - 1]):
-                        text = rep[comp - 1][sub - 1]
-                        if text:
-                            values[cname] = text if conv == "st" else _CONVERT[conv](text)
-            except functions.MappingProblem as exc:
-                self.issue(where, "102", f"{where}: {exc}")
-                continue
-            if not values:
-                continue
-            if ctx is None and (frule.use or frule.when):
-                ctx = self.context(seg, n, item)
-            if frule.when and not self.ruleset.when[frule.when](values, ctx):
-                continue
-            produced |= self.assign(frule, values, ctx, item, prefix, where)
-        if not produced:
-            if frule.default is not None and isinstance(frule.to, str):
-                set_path(item, frule.to, frule.default)
-            elif self.required(frule):
-                self.issue(f"{seg_path}-{frule.number}", "101",
-                           f"{seg_path}-{frule.number} is required and empty")
-
-    def context(self, seg: Any, n: int, item: dict[str, Any]) -> dict[str, Any]:
-        """What a named function may use: other fields of the segment (marked read), the
-        item being built, the sender."""
-        def read(number: int, comp: int = 1) -> str:
-            self.read.add((seg.name, n, number))
-            return seg.get(number, comp)
-
-        return {"read": read, "item": item, "sender_org": self.sender_org}
-
-    def assign(self, frule: FieldRule, values: dict[str, Any], ctx: dict[str, Any],
-               item: dict[str, Any], prefix: str, where: str) -> bool:
-        """Set the field's value(s) into ``item``; provenance keeps ``prefix`` + the path."""
-        comps = self.types[frule.type]
-        if isinstance(frule.to, dict):
-            done = False
-            for cname, target in frule.to.items():
-                if cname in values:
-                    value = values[cname]
-                    table = (frule.map or {}).get(cname)
-                    if isinstance(table, dict):
-                        value = table.get(value, value)
-                    concrete = prefix + set_path(item, target, value)
-                    comp = comps[cname]
-                    self.out.provenance[concrete] = where + (
-                        f".{comp.comp}" + (f".{comp.sub}" if comp.sub > 1 else "") if comp.comp > 1
-                        or comp.sub > 1 else "")
-                    done = True
-            return done
-        if frule.constant is not None:
-            value: Any = frule.constant
-        elif frule.use:
-            try:
-                value = self.ruleset.use[frule.use](values, ctx)
-            except functions.MappingProblem as exc:
-                self.issue(where, "102", f"{where}: {exc}")
-                return True
+        self.number = rule.number
+        self.repeat = rule.repeat
+        self.required = required
+        # (component name, component index, subcomponent index, conversion or None)
+        self.reads = tuple((name, comp - 1, sub - 1, None if conv == "st" else _CONVERT[conv])
+                           for name, comp, sub, conv in rule.components)
+        self.to = rule.to
+        self.use = rule.use  # function names, looked up in the rule set when called
+        self.when = rule.when
+        self.constant = rule.constant
+        self.map = rule.map
+        self.default = rule.default
+        self.targets: tuple[tuple[str, Any, Any, str, str], ...] | None = None
+        self.set_to = self.set_default = None
+        if isinstance(rule.to, dict):
+            table_of = rule.map or {}
+            targets = []
+            for cname, target in rule.to.items():
+                comp = comps[cname]
+                suffix = (f".{comp.comp}" + (f".{comp.sub}" if comp.sub > 1 else "")
+                          if comp.comp > 1 or comp.sub > 1 else "")
+                table = table_of.get(cname)
+                targets.append((cname, setter(target), table if isinstance(table, dict) else None,
+                                target, suffix))
+            self.targets = tuple(targets)
         else:
-            value = next(iter(values.values()))
-        if value is None:
-            return False
-        if frule.map is not None and not isinstance(value, (dict, list)):
-            # a map with a default is open (other values take the default); without, closed
-            if str(value) in frule.map:
-                value = frule.map[str(value)]
-            elif frule.default is not None:
-                value = frule.default
-            else:
-                self.issue(where, "103", f"{where}: {value!r} is not one of "
-                           f"{', '.join(sorted(map(str, frule.map)))}")
-                return True
-        concrete = prefix + set_path(item, frule.to, value)
-        self.out.provenance[concrete] = where
-        return True
+            to = rule.to
+            self.set_to = (setter(to) if isinstance(to, str)
+                           else lambda item, value: set_path(item, to, value))
+            if rule.default is not None and isinstance(to, str):
+                self.set_default = self.set_to
+        # Only the first non-empty component matters (a plain move or a constant), and no
+        # later component's conversion could fail: stop reading at the first value.
+        self.first_only = (not isinstance(rule.to, dict) and not rule.use and not rule.when
+                           and all(conv in _NEVER_FAIL for _n, _c, _s, conv in rule.components))
+        # a plain move or a constant (scalar target, no function): the first value is the value
+        self.simple = isinstance(rule.to, str) and not rule.use and not rule.when
+        # the components read at 1.1: all a repetition without delimiters can hold
+        self.origin = tuple((name, conv) for name, ci, si, conv in self.reads
+                            if ci == 0 and si == 0)
+        # a plain move whose value, when the field holds no delimiter, is component 1 as it is
+        # (converted): nothing else could be read, or fail to convert
+        self.fast = self.simple and bool(self.origin) and (self.first_only or len(self.origin) == 1)
 
-    def note_unread(self, seg: Any, n: int) -> None:
-        protocol = self.ruleset.protocol.get(seg.name, ())
-        read = self.read
-        for number in seg.present():
-            if number not in protocol and (seg.name, n, number) not in read:
-                self.out.unread.append(f"{seg.name}[{n}]-{number}" if n > 1 else f"{seg.name}-{number}")
+    def mapped(self, value: Any) -> Any:
+        """A value through the rule's map: closed (``_UNMAPPED`` for a value it does not
+        list) unless the rule has a default, which other values take."""
+        table = self.map
+        key = str(value)
+        if key in table:
+            return table[key]
+        if self.default is not None:
+            return self.default
+        return _UNMAPPED
+
+    def unmapped(self, seg_path: str, r: int, value: Any) -> tuple[str, str, str]:
+        where = f"{seg_path}-{self.number}" + (f"[{r + 1}]" if r else "")
+        return (where, "103", f"{where}: {value!r} is not one of "
+                f"{', '.join(sorted(map(str, self.map)))}")
+
+
+_UNMAPPED = object()
+
+
+class _SegmentPlan:
+    __slots__ = ("fields", "inherit", "into", "joins", "known", "list_name")
+
+    def __init__(self, srule: SegmentRule | None, fields: tuple[_FieldPlan, ...],
+                 protocol: frozenset[int]) -> None:
+        self.fields = fields
+        self.into = srule.into if srule is not None else None
+        self.list_name = self.into.removesuffix("[]") if self.into else ""
+        self.joins = srule.joins if srule is not None else None
+        self.inherit = tuple(srule.inherit.items()) if srule is not None else ()
+        # field numbers never reported as unread: 0 (the segment id), protocol fields and
+        # every field a rule reads (read whether or not it holds anything)
+        self.known = frozenset({0, *protocol, *(f.number for f in fields)})
+
+
+class _MessagePlan:
+    __slots__ = ("finish", "other", "rule", "ruleset", "segments", "required_segments")
+
+    def __init__(self, rule: MessageRule, ruleset: RuleSet) -> None:
+        self.rule = rule
+        self.ruleset = ruleset
+        self.finish = rule.finish
+        self.required_segments = tuple(s.name for s in rule.segments if s.required)
+        self.segments: dict[str, _SegmentPlan] = {}
+        for srule in rule.segments:
+            if srule.name in self.segments:  # the first rule for a segment applies
+                continue
+            fields = tuple(
+                _FieldPlan(f, f.source in rule.required_fields
+                           if rule.required_fields is not None else f.required)
+                for f in ruleset.segments.get(srule.name, ()))
+            self.segments[srule.name] = _SegmentPlan(
+                srule, fields, ruleset.protocol.get(srule.name, frozenset()))
+        self.other: dict[str, _SegmentPlan] = {}  # segments without a rule: only unread
+
+    def unmapped(self, name: str) -> _SegmentPlan:
+        plan = self.other.get(name)
+        if plan is None:
+            plan = _SegmentPlan(None, (), self.ruleset.protocol.get(name, frozenset()))
+            if len(self.other) < 256:
+                self.other[name] = plan
+        return plan
+
+
+_PLANS: dict[int, tuple[RuleSet, dict[str, _MessagePlan | None]]] = {}
+
+
+def _plan(ruleset: RuleSet, key: str) -> _MessagePlan | None:
+    entry = _PLANS.get(id(ruleset))
+    if entry is None or entry[0] is not ruleset:
+        if len(_PLANS) >= 64:
+            _PLANS.clear()
+        entry = _PLANS[id(ruleset)] = (ruleset, {})
+    plans = entry[1]
+    try:
+        return plans[key]
+    except KeyError:
+        pass
+    rule = ruleset.messages.get(key)
+    plan = _MessagePlan(rule, ruleset) if rule is not None else None
+    if plan is not None or len(plans) < 256:
+        plans[key] = plan
+    return plan
+
+
+# -- running a plan ----------------------------------------------------------------------
+
+def _seg_path(name: str, n: int) -> str:
+    return f"{name}[{n}]" if n > 1 else name
+
+
+def _read_values(plan: _FieldPlan, rep: str, csep: str, ssep: str, esc: str, enc: Any,
+                 charset: str) -> dict[str, Any]:
+    """The named components of one repetition (raw, escaped text), unescaped and converted;
+    empty ones left out. Raises MappingProblem from a conversion."""
+    comps = rep.split(csep) if csep in rep else (rep,)
+    ncomps = len(comps)
+    values: dict[str, Any] = {}
+    if not (ssep in rep or esc in rep):  # components only: nothing to split or unescape
+        for cname, ci, si, conv in plan.reads:
+            if si or ci >= ncomps:
+                continue
+            text = comps[ci]
+            if text:
+                values[cname] = text if conv is None else conv(text)
+                if plan.first_only:
+                    break
+        return values
+    for cname, ci, si, conv in plan.reads:
+        if ci >= ncomps:
+            continue
+        text = comps[ci]
+        if ssep in text:
+            subs = text.split(ssep)
+            if si >= len(subs):
+                continue
+            text = subs[si]
+        elif si:
+            continue
+        if not text:
+            continue
+        if esc in text:
+            text = unescape(text, enc, charset=charset)
+            if not text:
+                continue
+        values[cname] = text if conv is None else conv(text)
+        if plan.first_only:
+            break
+    return values
+
+
+def _nested_values(plan: _FieldPlan, rep: list[list[str]]) -> dict[str, Any]:
+    """The same from an already split repetition (MSH-1 / MSH-2, which are not split)."""
+    values: dict[str, Any] = {}
+    for cname, ci, si, conv in plan.reads:
+        if ci < len(rep) and si < len(rep[ci]):
+            text = rep[ci][si]
+            if text:
+                values[cname] = text if conv is None else conv(text)
+                if plan.first_only:
+                    break
+    return values
+
+
+def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
+    """Map ``msg`` by ``plan``; with ``track``, also record provenance and members."""
+    ruleset = plan.ruleset
+    data: dict[str, Any] = {}
+    issues: list[tuple[str, str, str]] = []
+    unread: list[str] = []
+    z_segments: list[Any] = []
+    provenance: dict[str, str] = {}
+    members: dict[str, list[str]] = {}
+    counts: dict[str, int] = {}
+    current: dict[str, int] = {}  # list name → index of its current item
+    enc = msg.encoding
+    rsep, csep, ssep, esc = enc.repetition, enc.component, enc.subcomponent, enc.escape
+    charset = msg.charset
+    segment_plans = plan.segments
+    previous: str | None = None
+    for seg in msg.segments:
+        name = seg.name
+        n = counts[name] = counts.get(name, 0) + 1
+        if name[:1] == "Z":
+            z_segments.append(seg)
+        fields = seg.raw_fields()
+        splan = segment_plans.get(name)
+        extra: set[int] | None = None  # fields a named function read besides its own
+        if splan is None:
+            splan = plan.unmapped(name)
+        else:
+            item = data
+            prefix = ""
+            if splan.into:  # each segment is (or continues) an item of a list
+                lname = splan.list_name
+                items = data.setdefault(lname, [])
+                joins = splan.joins
+                if not (joins is not None and items and (joins == "any" or joins == previous)):
+                    items.append({})
+                    if track:
+                        provenance[f"{lname}[{len(items) - 1}]"] = _seg_path(name, n)
+                index = current[lname] = len(items) - 1
+                if track:
+                    members.setdefault(f"{lname}[{index}]", []).append(_seg_path(name, n))
+                    prefix = f"{lname}[{index}]."
+                item = items[-1]
+                for key, source in splan.inherit:
+                    if source in current:
+                        inherited = data[source][current[source]].get(key)
+                        if inherited is not None:
+                            item[key] = inherited
+            nfields = len(fields)
+            header = seg._header
+            for fplan in splan.fields:
+                number = fplan.number
+                raw = fields[number] if number < nfields else ""
+                produced = False
+                if not raw:
+                    pass
+                elif (fplan.fast and not track and not (header and number <= 2)
+                        and not (rsep in raw or csep in raw or ssep in raw or esc in raw)):
+                    # the common case: a plain move of a value that holds no delimiter
+                    conv = fplan.origin[0][1]
+                    try:
+                        value = raw if conv is None else conv(raw)
+                    except functions.MappingProblem as exc:
+                        where = f"{_seg_path(name, n)}-{number}"
+                        issues.append((where, "102", f"{where}: {exc}"))
+                    else:
+                        produced = True
+                        if fplan.constant is not None:
+                            value = fplan.constant
+                        if fplan.map is not None and not isinstance(value, (dict, list)):
+                            mapped = fplan.mapped(value)
+                            if mapped is _UNMAPPED:
+                                issues.append(fplan.unmapped(_seg_path(name, n), 0, value))
+                                continue
+                            value = mapped
+                        fplan.set_to(item, value)
+                else:
+                    if header and number <= 2:  # MSH-1 / MSH-2: never split
+                        reps: Any = seg.field(number)
+                        nested = True
+                    else:
+                        nested = False
+                        if rsep in raw:
+                            reps = raw.split(rsep) if fplan.repeat else (raw.split(rsep, 1)[0],)
+                        else:
+                            reps = (raw,)
+                    ctx: dict[str, Any] | None = None
+                    r = -1
+                    for rep in reps:
+                        r += 1
+                        if not rep:
+                            continue
+                        # the named components of this repetition (or, for a plain move, the
+                        # first of them), unescaped and converted
+                        try:
+                            if nested or csep in rep or ssep in rep or esc in rep:
+                                values = (_nested_values(fplan, rep) if nested else
+                                          _read_values(fplan, rep, csep, ssep, esc, enc, charset))
+                                if not values:
+                                    continue
+                                if fplan.simple:
+                                    first = next(iter(values.values()))
+                            else:  # the whole repetition is component 1, subcomponent 1
+                                origin = fplan.origin
+                                if not origin:
+                                    continue
+                                if fplan.fast:
+                                    conv = origin[0][1]
+                                    first = rep if conv is None else conv(rep)
+                                else:
+                                    values = {}
+                                    for cname, conv in origin:
+                                        values[cname] = rep if conv is None else conv(rep)
+                                    first = values[origin[0][0]]
+                        except functions.MappingProblem as exc:
+                            where = f"{_seg_path(name, n)}-{number}" + (f"[{r + 1}]" if r else "")
+                            issues.append((where, "102", f"{where}: {exc}"))
+                            continue
+                        if fplan.simple:  # a plain move, or a constant
+                            value = first if fplan.constant is None else fplan.constant
+                        else:
+                            if ctx is None and (fplan.use or fplan.when):
+                                if extra is None:
+                                    extra = set()
+                                ctx = {"read": _reader(seg, extra), "item": item,
+                                       "sender_org": sender_org}
+                            if fplan.when and not ruleset.when[fplan.when](values, ctx):
+                                continue
+                            if fplan.targets is not None:  # components → their own paths
+                                for cname, set_to, table, target, suffix in fplan.targets:
+                                    if cname in values:
+                                        value = values[cname]
+                                        if table is not None:
+                                            value = table.get(value, value)
+                                        if track:
+                                            where = (f"{_seg_path(name, n)}-{number}"
+                                                     + (f"[{r + 1}]" if r else ""))
+                                            provenance[prefix + set_path(item, target, value)] = (
+                                                where + suffix)
+                                        else:
+                                            set_to(item, value)
+                                        produced = True
+                                continue
+                            if fplan.constant is not None:
+                                value = fplan.constant
+                            elif fplan.use:
+                                try:
+                                    value = ruleset.use[fplan.use](values, ctx)
+                                except functions.MappingProblem as exc:
+                                    where = (f"{_seg_path(name, n)}-{number}"
+                                             + (f"[{r + 1}]" if r else ""))
+                                    issues.append((where, "102", f"{where}: {exc}"))
+                                    produced = True
+                                    continue
+                            else:
+                                value = next(iter(values.values()))
+                            if value is None:
+                                continue
+                        produced = True
+                        if fplan.map is not None and not isinstance(value, (dict, list)):
+                            mapped = fplan.mapped(value)
+                            if mapped is _UNMAPPED:
+                                issues.append(fplan.unmapped(_seg_path(name, n), r, value))
+                                continue
+                            value = mapped
+                        if track:
+                            where = f"{_seg_path(name, n)}-{number}" + (f"[{r + 1}]" if r else "")
+                            provenance[prefix + set_path(item, fplan.to, value)] = where
+                        else:
+                            fplan.set_to(item, value)
+                if not produced:
+                    if fplan.set_default is not None:
+                        fplan.set_default(item, fplan.default)
+                    elif fplan.required:
+                        where = f"{_seg_path(name, n)}-{number}"
+                        issues.append((where, "101", f"{where} is required and empty"))
+        previous = name
+        # the non-empty fields no rule read (compress skips the empty ones in C)
+        known = splan.known
+        for number in [i for i in compress(range(len(fields)), fields) if i not in known]:
+            if extra is None or number not in extra:
+                unread.append(f"{name}[{n}]-{number}" if n > 1 else f"{name}-{number}")
+    for required in plan.required_segments:
+        if required not in counts:
+            issues.append((required, "100", f"required segment {required} is missing"))
+    if plan.finish:
+        ruleset.finish[plan.finish](data, provenance, members)
+    if track:
+        return Mapped(plan.rule, data, provenance, issues, unread, z_segments, members,
+                      ruleset)
+    return Mapped(plan.rule, data, None, issues, unread, z_segments, None, ruleset,
+                  replay=lambda: _run(msg, plan, sender_org, True))
+
+
+def _reader(seg: Any, extra: set[int]) -> Any:
+    """``ctx["read"]`` for a named function: another field of the segment, marked read."""
+    def read(number: int, comp: int = 1) -> str:
+        extra.add(number)
+        return seg.get(number, comp)
+
+    return read
 
 
 def map_message(msg: Any, *, sender_org: str, rules: RuleSet | None = None) -> Mapped:
@@ -291,8 +588,8 @@ def map_message(msg: Any, *, sender_org: str, rules: RuleSet | None = None) -> M
     dialect's overlay). Raises UnsupportedMessage."""
     ruleset = rules or standard()
     key = f"{msg.message_type}^{msg.trigger}"
-    rule = ruleset.messages.get(key)
-    if rule is None:
+    plan = _plan(ruleset, key)
+    if plan is None:
         raise UnsupportedMessage(
             f"message type {key} is not supported; supported: {', '.join(sorted(ruleset.messages))}")
-    return _Run(msg, rule, sender_org, ruleset).run()
+    return _run(msg, plan, sender_org, False)

@@ -34,18 +34,22 @@ ID_TYPE_OF = {CardType.CITIZEN_ID: "NNCHN", CardType.SSC_CARD_NO: "SS", CardType
               CardType.HOSPITAL_CARD: "PI"}
 
 
+_TYPE_OF_NAMESPACE = {ns: t.value for ns, t in _NAMESPACES.items()}
+_CITIZEN, _HOSPITAL_CARD = CardType.CITIZEN_ID.value, CardType.HOSPITAL_CARD.value
+
+
 def card(v: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any] | None:
     """PID-3 / MRG-1 (CX) → a card identifier, by assigning authority and type (FIELDS.md)."""
     value = v.get("id")
     if not value:
         return None
     ns = (v.get("authority") or "").strip()
-    if ns.upper() == "CITIZEN" or v.get("authority_uid") == _CITIZEN_OID or v.get("type") == "NNCHN":
-        return {"type": CardType.CITIZEN_ID.value, "value": value}
-    if ns.upper() in _NAMESPACES:
-        return {"type": _NAMESPACES[ns.upper()].value, "value": value}
-    return {"type": CardType.HOSPITAL_CARD.value, "value": value,
-            "issuer": ns or ctx["sender_org"]}
+    upper = ns.upper()
+    if upper == "CITIZEN" or v.get("authority_uid") == _CITIZEN_OID or v.get("type") == "NNCHN":
+        return {"type": _CITIZEN, "value": value}
+    if upper in _TYPE_OF_NAMESPACE:
+        return {"type": _TYPE_OF_NAMESPACE[upper], "value": value}
+    return {"type": _HOSPITAL_CARD, "value": value, "issuer": ns or ctx["sender_org"]}
 
 
 _LATIN = re.compile(r"^[A-Za-z .'-]+$")

@@ -23,6 +23,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from gateway.hl7.charset import codec_for
 from gateway.hl7.escape import escape
@@ -76,6 +77,7 @@ def parse_location(location: str) -> tuple[str, int, int | None, int | None, int
             int(comp) if comp else None, int(sub) if sub else None)
 
 
+@lru_cache(maxsize=64)
 def _version_tuple(version: str) -> tuple[int, ...]:
     if _VERSION.match(version or ""):
         return tuple(int(p) for p in version.split("."))

@@ -115,8 +115,7 @@ def _table(enc: Encoding) -> tuple[tuple[str, ...], dict[int, str]]:
 
 def escape(text: str, enc: Encoding) -> str:
     """Escape the delimiters, the escape character itself and line breaks in ``text``."""
-    specials, mapping = _table(enc)
-    for ch in specials:
-        if ch in text:
-            return text.translate(mapping)
-    return text
+    if (enc.field in text or enc.component in text or enc.subcomponent in text
+            or enc.repetition in text or enc.escape in text or "\n" in text or "\r" in text):
+        return text.translate(_table(enc)[1])
+    return text  # the common case: nothing to escape (and no table to look up)

@@ -10,6 +10,7 @@ recorded under a tracking id like any other.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,11 +21,18 @@ from gateway.hl7.ack import AckError, build_ack
 from gateway.hl7.mllp import MLLPServer, Peer
 from gateway.logging import get_logger
 from gateway.pipeline import MLLP_PIPELINE, Context
+from gateway.stages import ingest_v2
 from gateway.stages.ingest_v2 import Duplicate, facility
 
 log = get_logger(__name__)
 
 REJECT_CODES = {"200", "201", "202", "203", "204"}  # header-level problems → AR
+
+# The first stage reads the header (ingest_v2.header) and asks Redis whether the message
+# is a duplicate: the listener asks with its asyncio client instead of blocking the event
+# loop, then runs the rest of the pipeline.
+_ASYNC_DUPLICATES = MLLP_PIPELINE[:1] == (ingest_v2.run,)
+_AFTER_HEADER = MLLP_PIPELINE[1:] if _ASYNC_DUPLICATES else MLLP_PIPELINE
 
 
 def ack_errors(outcome: dict[str, Any]) -> list[AckError]:
@@ -47,6 +55,7 @@ class V2Listener:
     def __init__(self, ctx: Context, aredis: Any, *, host: str, port: int):
         self.ctx = ctx
         self.ar = aredis
+        self._in_flight: dict[tuple[str, str], asyncio.Event] = {}  # (org, MSH-10) being taken
         s = ctx.settings
         self.server = MLLPServer(self.handle, host=host, port=port,
                                  max_message_bytes=s.mllp_max_message_bytes,
@@ -77,13 +86,27 @@ class V2Listener:
         env = Envelope(tracking_id=store.new_tracking_id(), received_at=now, raw=data,
                        content_type="application/hl7-v2")
         code, problems = "AA", []
+        ctx = self.ctx
+        taking = None  # (org, MSH-10) while this handler takes it
         try:
-            for stage in MLLP_PIPELINE:  # stage by stage: a later rejection still has the
-                env = stage(env, self.ctx)  # parsed header, so its ACK is in the sender's charset
+            if _ASYNC_DUPLICATES:
+                env = ingest_v2.header(env, ctx)
+                control_id = env.message.control_id
+                if control_id:
+                    key = (env.sender.org, control_id)
+                    while key in self._in_flight:  # being taken on another connection: its
+                        await self._in_flight[key].wait()  # outcome decides
+                    self._in_flight[key] = asyncio.Event()
+                    taking = key
+                    if await ingest_v2.is_duplicate_async(self.ar, env):
+                        raise Duplicate(control_id)
+            for stage in _AFTER_HEADER:  # stage by stage: a later rejection still has the
+                env = stage(env, ctx)  # parsed header, so its ACK is in the sender's charset
             await store.commit_async(self.ar, env.outbox)
             metrics.ACCEPTED.labels(env.sender.org).inc()
         except Duplicate:
             metrics.V2_DUPLICATES.inc()
+            env = env.with_(message=None)  # acknowledged from the bytes, as it always was
         except GatewayError as err:
             problems = ack_errors(err.outcome)
             code = "AR" if problems and problems[0].code in REJECT_CODES else "AE"
@@ -93,6 +116,9 @@ class V2Listener:
             log.exception("v2 message failed", error=type(exc).__name__)
             code, problems = "AE", [AckError("", "207", "internal error; the message was not "
                                              "accepted, send it again later")]
+        finally:
+            if taking is not None:
+                self._in_flight.pop(taking).set()
         msg = env.message
         return build_ack(msg, code, problems, control_id=env.tracking_id, now=now,
                          raw_head=None if msg is not None else data[:4096])

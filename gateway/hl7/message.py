@@ -91,6 +91,13 @@ class Segment:
             self._f = f
         return f
 
+    def raw_fields(self) -> list[str]:
+        """Every field as received (still escaped), indexed by field number: ``[0]`` is the
+        segment id; for MSH ``[1]`` is the field separator. The list is the segment's own:
+        do not change it."""
+        f = self._f
+        return f if f is not None else self._fields()
+
     def field(self, n: int) -> list[list[list[str]]]:
         """Field ``n`` as repetitions → components → subcomponents (unescaped); ``[]`` if absent."""
         f = self._fields()
@@ -331,8 +338,9 @@ def _codec(msh18: str, default: str) -> str:
         raise HL7ParseError(f"MSH-18 character set {msh18!r} is not supported", "MSH-18", "103") from None
 
 
-def _decode(data: bytes, default_charset: str) -> tuple[str, str]:
-    """Decode the message bytes with the codec MSH-18 names: (text, codec)."""
+def _decode(data: bytes, default_charset: str) -> tuple[str, str, Encoding | None]:
+    """Decode the message bytes with the codec MSH-18 names: (text, codec, the delimiters
+    when the MSH line is ASCII — they are the same in the decoded text then)."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff") or data[:6] in (b"M\x00S\x00H\x00", b"\x00M\x00S\x00H"):
         return _decode_utf16(data, default_charset)
     data = data.lstrip(_LEAD_B)
@@ -349,11 +357,12 @@ def _decode(data: bytes, default_charset: str) -> tuple[str, str]:
     head = head_b.decode("latin-1")
     enc = _encoding_of(head)
     msh18 = _msh18(head, enc)
-    if not head_b.isascii():
+    ascii_head = head_b.isascii()
+    if not ascii_head:
         msh18 = _msh18_gb(head_b, enc, msh18, default_charset)
     codec = _codec(msh18, default_charset)
     try:
-        return data.decode(codec), codec
+        return data.decode(codec), codec, enc if ascii_head else None
     except UnicodeDecodeError as e:
         where = _locate(data[:e.start].decode(codec, "replace"), enc.field)
         bad = data[e.start:e.start + 4].hex()
@@ -363,7 +372,7 @@ def _decode(data: bytes, default_charset: str) -> tuple[str, str]:
             where or "MSH-18", "102") from None
 
 
-def _decode_utf16(data: bytes, default_charset: str) -> tuple[str, str]:
+def _decode_utf16(data: bytes, default_charset: str) -> tuple[str, str, None]:
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         codec = "utf-16"
     else:
@@ -377,7 +386,7 @@ def _decode_utf16(data: bytes, default_charset: str) -> tuple[str, str]:
         raise HL7ParseError("not an HL7 v2 message: no MSH segment at the start", "MSH", "100")
     head = text.split("\r", 1)[0].split("\n", 1)[0]
     _codec(_msh18(head, _encoding_of(head)), default_charset)  # an unknown MSH-18 is still an error
-    return text, codec
+    return text, codec, None
 
 
 def _msh18_gb(head_b: bytes, enc: Encoding, msh18: str, default_charset: str) -> str:
@@ -424,11 +433,12 @@ def parse(data: bytes | bytearray | memoryview | str, default_charset: str = "as
     when MSH-18 is empty). Segments end with CR, LF or CRLF; blank lines and padding are
     ignored. Raises ``HL7ParseError`` — and nothing else — for any malformed input.
     """
+    enc: Encoding | None = None
     if isinstance(data, str):
         text = data.lstrip(_LEAD)
         charset = ""
     elif isinstance(data, (bytes, bytearray, memoryview)):
-        text, charset = _decode(bytes(data), default_charset)
+        text, charset, enc = _decode(bytes(data), default_charset)
         text = text.lstrip(_LEAD)
     else:
         raise TypeError(f"parse() needs bytes or str, not {type(data).__name__}")
@@ -439,10 +449,14 @@ def parse(data: bytes | bytearray | memoryview | str, default_charset: str = "as
         text = text.replace("\r\n", "\r").replace("\n", "\r")
     lines = text.split("\r")
     head = lines[0]
-    enc = _encoding_of(head)
+    if enc is None:
+        enc = _encoding_of(head)
     if not charset:
         charset = _codec(_msh18(head, enc), default_charset)
     fs = enc.field
+    valid = _VALID_STARTS.get(fs)
+    if valid is None:
+        valid = _VALID_STARTS[fs] = set()
     segments = [Segment("MSH", head, enc, charset)]
     append = segments.append
     for line in lines[1:]:
@@ -450,10 +464,19 @@ def parse(data: bytes | bytearray | memoryview | str, default_charset: str = "as
             line = line.lstrip(_BLANK)
             if not line:
                 continue
-        name = line[:3]
-        if len(name) != 3 or not name.isalnum() or not name.isascii() or (len(line) > 3 and line[3] != fs):
-            shown = line[:20]
-            raise HL7ParseError(f"segment {len(segments) + 1}: invalid segment {shown!r} "
-                                f"(a segment starts with a 3-character id and {fs!r})", "", "100")
-        append(Segment(name, line, enc, charset))
+        start = line[:4]  # the segment id and the field separator
+        if start not in valid:
+            name = line[:3]
+            if (len(name) != 3 or not name.isalnum() or not name.isascii()
+                    or (len(line) > 3 and line[3] != fs)):
+                shown = line[:20]
+                raise HL7ParseError(f"segment {len(segments) + 1}: invalid segment {shown!r} "
+                                    f"(a segment starts with a 3-character id and {fs!r})", "", "100")
+            if len(valid) < 1024:
+                valid.add(start)
+        append(Segment(start[:3], line, enc, charset))
     return Message(segments, enc, charset)
+
+
+# per field separator, the starts of lines (segment id + separator) known to be valid
+_VALID_STARTS: dict[str, set[str]] = {}

@@ -43,6 +43,15 @@ def facility(raw: bytes) -> str:
 
 
 def run(env: Envelope, ctx) -> Envelope:
+    env = header(env, ctx)
+    if ctx.redis is not None and is_duplicate(ctx.redis, env):
+        raise Duplicate(env.message.control_id)
+    return env
+
+
+def header(env: Envelope, ctx) -> Envelope:
+    """All of ``run`` but the duplicate check, which the MLLP listener makes with its
+    asyncio Redis client (``is_duplicate_async``) instead of blocking its event loop."""
     limit = ctx.settings.mllp_max_message_bytes
     if len(env.raw) > limit:
         raise errors.GatewayError.of(f"message exceeds the limit of {limit} bytes", code="too-long",
@@ -62,8 +71,16 @@ def run(env: Envelope, ctx) -> Envelope:
         raise errors.GatewayError.of(
             f"HL7 version {msg.version!r} is not supported; send one of {', '.join(SUPPORTED_VERSIONS)}",
             "MSH-12", code="not-supported", error_code="2011", v2_code="203", status=400)
-    if msg.control_id and ctx.redis is not None and ctx.redis.exists(
-            seen_key(org.code, msg.control_id)):
-        raise Duplicate(msg.control_id)
     return env.with_(sender=Sender(org=org.code, key_name=org.name), message=msg,
                      adapter=env.adapter or org.adapter)
+
+
+def is_duplicate(r, env: Envelope) -> bool:
+    """Whether the sender already delivered a message with this MSH-10 (after ``header``)."""
+    control_id = env.message.control_id
+    return bool(control_id) and bool(r.exists(seen_key(env.sender.org, control_id)))
+
+
+async def is_duplicate_async(ar, env: Envelope) -> bool:
+    control_id = env.message.control_id
+    return bool(control_id) and bool(await ar.exists(seen_key(env.sender.org, control_id)))
