@@ -88,6 +88,7 @@ class V2Listener:
         code, problems = "AA", []
         ctx = self.ctx
         taking = None  # (org, MSH-10) while this handler takes it
+        progress: list[Envelope] = []
         try:
             if _ASYNC_DUPLICATES:
                 env = ingest_v2.header(env, ctx)
@@ -100,14 +101,14 @@ class V2Listener:
                     taking = key
                     if await ingest_v2.is_duplicate_async(self.ar, env):
                         raise Duplicate(control_id)
-            for stage in _AFTER_HEADER:  # stage by stage: a later rejection still has the
-                env = stage(env, ctx)  # parsed header, so its ACK is in the sender's charset
-            await store.commit_async(self.ar, env.outbox)
+            progress = [env]
+            env = await asyncio.to_thread(self._finish, env, progress)
             metrics.ACCEPTED.labels(env.sender.org).inc()
         except Duplicate:
             metrics.V2_DUPLICATES.inc()
             env = env.with_(message=None)  # acknowledged from the bytes, as it always was
         except GatewayError as err:
+            env = progress[-1] if progress else env  # the parsed header: the ACK's charset
             problems = ack_errors(err.outcome)
             code = "AR" if problems and problems[0].code in REJECT_CODES else "AE"
             metrics.REJECTED.labels(errors.error_code(err.outcome)).inc()
@@ -122,6 +123,16 @@ class V2Listener:
         msg = env.message
         return build_ack(msg, code, problems, control_id=env.tracking_id, now=now,
                          raw_head=None if msg is not None else data[:4096])
+
+    def _finish(self, env: Envelope, progress: list[Envelope]) -> Envelope:
+        """The stages after the header, then the commit, on a worker thread (their Redis
+        round trips never stall the event loop). Stage by stage into ``progress``: a later
+        rejection still has the parsed header, so its ACK is in the sender's charset."""
+        for stage in _AFTER_HEADER:
+            env = stage(env, self.ctx)
+            progress.append(env)
+        store.commit(self.ctx.redis, env.outbox)
+        return env
 
     async def _record_rejection(self, env: Envelope, err: GatewayError) -> None:
         """Record a rejection under its tracking id, for a known sender only."""
