@@ -322,6 +322,8 @@ class Compiler:
         if own:
             shape.extras = tuple(self._value_checks(node, t))
             shape.invariants = tuple(self._invariants(node, t))
+            if node is not root:
+                shape.not_object = shape.extras + tuple(map(invariant_check, shape.invariants))
         return walker(shape)
 
     def _names(self, child: Node) -> list[str]:

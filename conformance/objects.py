@@ -28,6 +28,9 @@ class Shape:
     prim_arrays: tuple[str, ...] = ()  # may hold null where `_name` has an item
     extras: tuple[Check, ...] = ()  # fixed / pattern / binding of the element itself
     invariants: tuple[Invariant, ...] = ()
+    # the element's own checks on a value that is not an object (all of them for an element
+    # of a resource or type, which judge any value; none for a type's root)
+    not_object: tuple[Check, ...] = ()
 
 
 def walker(shape: Shape) -> Check:
@@ -40,11 +43,14 @@ def walker(shape: Shape) -> Check:
     prim_arrays = shape.prim_arrays
     extras = shape.extras
     invariants = shape.invariants
+    not_object = shape.not_object
 
     def check(obj, path, ctx):
         if type(obj) is not dict:
             ctx.out.append(issue("expected a JSON object", path, code="structure",
                                  error_code="6001"))
+            for x in not_object:
+                x(obj, path, ctx)
             return
         if len(obj) < 2 and (not obj or "id" in obj):
             ctx.out.append(issue(ELE_1_TEXT, path, code="invariant", error_code="6005"))
@@ -89,6 +95,8 @@ def _required(obj: dict, required: tuple, path: str, ctx: Any) -> None:
     """Minimum cardinality, in the order of the definition (a required child may be absent
     under its own name and present only as `_name`, or be a choice)."""
     for epath, names, mn in required:
+        if mn == 1 and len(names) == 1 and names[0] in obj:
+            continue  # present (whatever its value: the field's checks judge that)
         n = 0
         for k in names:
             if k in obj:
