@@ -181,12 +181,14 @@ class Compiler:
         return check
 
     # ---- element items ---------------------------------------------------------------
-    def _item(self, node: Node, sd: dict, root: Node, t: dict | None = None) -> Check:
-        """The checker of one value of ``node`` (of type ``t`` for a choice element)."""
+    def _item(self, node: Node, sd: dict, root: Node, t: dict | None = None,
+              memo: bool = True) -> Check:
+        """The checker of one value of ``node`` (of type ``t`` for a choice element);
+        ``memo``: remembering the values found clean, where that is sound."""
         base, extras = self._item_parts(node, sd, root, t)
         check = _chain(base, extras)
         code = (t or (node.el.get("types") or [{"code": "Element"}])[0])["code"]
-        if self.memo and self._memoizable(node, code):
+        if memo and self.memo and self._memoizable(node, code):
             return memoised(check, code == "Reference")
         return check
 
@@ -322,6 +324,8 @@ class Compiler:
         if own:
             shape.extras = tuple(self._value_checks(node, t))
             shape.invariants = tuple(self._invariants(node, t))
+            if node is not root:
+                shape.not_object = shape.extras + tuple(map(invariant_check, shape.invariants))
         return walker(shape)
 
     def _names(self, child: Node) -> list[str]:
@@ -351,20 +355,23 @@ class Compiler:
             if is_array:
                 return primitive_array(key, why, extras, clean, mx, label)
             return primitive_single(key, why, extras, clean)
-        item = self._item(child, sd, root, t)
         targets = None
         if code == "Reference":
             targets = tuple((self.defs.sd(x) or {}).get("type") or x.rsplit("/", 1)[-1]
                             for x in (t or el["types"][0]).get("target", ()))
+        # a field that records no reference is remembered as a whole (its path is not even
+        # built for a value seen before); a reference field, which must record each time,
+        # remembers its values below the recording
+        whole = targets is None and self.memo and self._memoizable(child, code)
+        item = self._item(child, sd, root, t, memo=not (whole and not is_array))
         if not is_array:
-            return complex_single(key, item, targets)
+            field = complex_single(key, item, targets)
+            return memoised(field, False) if whole else field
         if child.slices:
             field = sliced_array(key, self._slicer(child, sd, root, item), mx, label)
         else:
             field = complex_array(key, item, targets, mx, label, skip_none=primitive)
-        if targets is None and self.memo and self._memoizable(child, code):
-            return memoised(field, False)  # a whole array seen clean before (slices and all)
-        return field
+        return memoised(field, False) if whole else field  # slices and all
 
     def _slicer(self, child: Node, sd: dict, root: Node, base_item: Check) -> Callable:
         slicing = child.el.get("slicing") or {"disc": [], "rules": "open"}

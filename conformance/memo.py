@@ -74,7 +74,7 @@ def memoised(check: Check, reference: bool) -> Check:
         n, m = len(ctx.out), len(ctx.refs)
         check(v, p, ctx)
         if len(ctx.out) == n and len(ctx.refs) == m:
-            clean.note(key)
+            clean.note(bytes(memoryview(key)))  # a copy: orjson's bytes keep a 4 KB buffer
     return memo
 
 

@@ -28,23 +28,31 @@ class Shape:
     prim_arrays: tuple[str, ...] = ()  # may hold null where `_name` has an item
     extras: tuple[Check, ...] = ()  # fixed / pattern / binding of the element itself
     invariants: tuple[Invariant, ...] = ()
+    # the element's own checks on a value that is not an object (all of them for an element
+    # of a resource or type, which judge any value; none for a type's root)
+    not_object: tuple[Check, ...] = ()
 
 
 def walker(shape: Shape) -> Check:
     fields = shape.fields
     must = shape.must
     required = shape.required
-    always = len(must) < len(required)  # some required child is a choice, or needs more than one
+    # the others: a choice, a child needed more than once, or one a profile counts
+    counted = tuple((names, mn) for _p, names, mn in required
+                    if not (mn == 1 and len(names) == 1))
     choice_of = shape.choice_of
     choice_keys = frozenset(choice_of)
     prim_arrays = shape.prim_arrays
     extras = shape.extras
     invariants = shape.invariants
+    not_object = shape.not_object
 
     def check(obj, path, ctx):
         if type(obj) is not dict:
             ctx.out.append(issue("expected a JSON object", path, code="structure",
                                  error_code="6001"))
+            for x in not_object:
+                x(obj, path, ctx)
             return
         if len(obj) < 2 and (not obj or "id" in obj):
             ctx.out.append(issue(ELE_1_TEXT, path, code="invariant", error_code="6005"))
@@ -57,13 +65,16 @@ def walker(shape: Shape) -> Check:
                 continue
             f(value, path, ctx)
         # what follows is mostly absent: each part is tested for before its loop
-        if always:
-            _required(obj, required, path, ctx)
-        elif must:
+        if must:
             for key in must:
                 if key not in obj:
                     _required(obj, required, path, ctx)
                     break
+            else:
+                if counted and _short(obj, counted):
+                    _required(obj, required, path, ctx)
+        elif counted and _short(obj, counted):
+            _required(obj, required, path, ctx)
         if choice_keys and len(obj) > 1 and len(present := choice_keys & obj.keys()) > 1:
             _one_choice(present, choice_of, path, ctx)
         if prim_arrays:
@@ -89,16 +100,31 @@ def _required(obj: dict, required: tuple, path: str, ctx: Any) -> None:
     """Minimum cardinality, in the order of the definition (a required child may be absent
     under its own name and present only as `_name`, or be a choice)."""
     for epath, names, mn in required:
-        n = 0
-        for k in names:
-            if k in obj:
-                v = obj[k]
-                n += len(v) if type(v) is list else 1
-            elif "_" + k in obj:
-                n += 1
+        if mn == 1 and len(names) == 1 and names[0] in obj:
+            continue  # present (whatever its value: the field's checks judge that)
+        n = _count(obj, names)
         if n < mn:
             ctx.out.append(issue(f"{epath}: minimum required = {mn}, but only found {n}",
                                  path, code="required", error_code="6001"))
+
+
+def _short(obj: dict, counted: tuple) -> bool:
+    """Is one of these required children there fewer times than it must be?"""
+    for names, mn in counted:
+        if _count(obj, names) < mn:
+            return True
+    return False
+
+
+def _count(obj: dict, names: tuple[str, ...]) -> int:
+    n = 0
+    for k in names:
+        if k in obj:
+            v = obj[k]
+            n += len(v) if type(v) is list else 1
+        elif "_" + k in obj:
+            n += 1
+    return n
 
 
 def _one_choice(present: set, choice_of: dict, path: str, ctx: Any) -> None:
