@@ -132,17 +132,25 @@ def rejection_outbox(*, tid: str, org: str, received_at: str, outcome: dict[str,
                                    "received_at": received_at, "outcome": dumps(outcome)}, ttl)
 
 
-def _queue(pipe: Any, box: Outbox) -> None:
+def _commands(box: Outbox) -> list[tuple[Any, ...]]:
+    """The Redis commands that write ``box`` (to be run inside one MULTI … EXEC)."""
+    cmds: list[tuple[Any, ...]] = []
     for stream, fields in box.entries:
-        pipe.xadd(stream, fields)
+        cmds.append(("XADD", stream, "*", *(x for kv in fields.items() for x in kv)))
     for key, value, ttl in box.marks:
-        pipe.set(key, value, ex=ttl)
+        cmds.append(("SET", key, value, "EX", ttl))
     for key, name, value in box.hash_fields:
-        pipe.hset(key, name, value)
+        cmds.append(("HSET", key, name, value))
     for key, member in box.counts:
-        pipe.zincrby(key, 1, member)
-    pipe.hset(box.record_key, mapping=box.record)
-    pipe.expire(box.record_key, box.ttl)
+        cmds.append(("ZINCRBY", key, 1, member))
+    cmds.append(("HSET", box.record_key, *(x for kv in box.record.items() for x in kv)))
+    cmds.append(("EXPIRE", box.record_key, box.ttl))
+    return cmds
+
+
+def _queue(pipe: Any, box: Outbox) -> None:
+    for cmd in _commands(box):
+        pipe.execute_command(*cmd)
 
 
 def commit(r: redis.Redis, box: Outbox) -> None:
@@ -150,6 +158,54 @@ def commit(r: redis.Redis, box: Outbox) -> None:
     pipe = r.pipeline(transaction=True)
     _queue(pipe, box)
     pipe.execute()
+
+
+def commit_many(r: redis.Redis, boxes: list[Outbox]) -> list[Exception | None]:
+    """Write several outboxes, each atomically (its own MULTI … EXEC), in one round trip: a
+    group commit. With ``appendfsync always`` Redis syncs its append-only file once for all
+    of them before it answers. Returns, per outbox, None once it is durably written or the
+    error that stopped it (a connection error: every outbox not known to be written).
+
+    The commands are packed and the replies read on a connection of ``r``'s pool (redis-py's
+    own packing and hiredis parser): redis-py's pipelines cannot hold several transactions.
+    Nothing is retried here — a transaction may have been applied before the connection
+    broke; the submitter is told to retry and receivers deduplicate by conditional create."""
+    if not boxes:
+        return []
+    cmds: list[tuple[Any, ...]] = []
+    sizes = []
+    for box in boxes:
+        body = _commands(box)
+        cmds.append(("MULTI",))
+        cmds.extend(body)
+        cmds.append(("EXEC",))
+        sizes.append(len(body))
+    pool = r.connection_pool
+    conn = pool.get_connection()
+    results: list[Exception | None] = []
+    try:
+        conn.send_packed_command(conn.pack_commands(cmds))
+        for size in sizes:
+            failure: Exception | None = None
+            for _ in range(size + 1):  # +OK for MULTI, then +QUEUED for each command
+                try:
+                    conn.read_response()
+                except redis.ResponseError as exc:
+                    failure = failure or exc
+            try:
+                replies = conn.read_response()
+            except redis.ResponseError as exc:  # EXECABORT: a command was refused when queued
+                failure = failure or exc
+            else:
+                failure = failure or next(
+                    (x for x in replies or () if isinstance(x, Exception)), None)
+            results.append(failure)
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        conn.disconnect()
+        results.extend([exc] * (len(boxes) - len(results)))
+    finally:
+        pool.release(conn)
+    return results
 
 
 async def commit_async(r: Any, box: Outbox) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway import errors, metrics, store
 from gateway.envelope import Envelope
+from gateway.batcher import Batcher
 from gateway.errors import GatewayError
 from gateway.hl7.ack import AckError, build_ack
 from gateway.hl7.mllp import MLLPServer, Peer
@@ -52,9 +53,11 @@ def ack_errors(outcome: dict[str, Any]) -> list[AckError]:
 class V2Listener:
     """Runs the MLLP pipeline for each message and answers with its ACK."""
 
-    def __init__(self, ctx: Context, aredis: Any, *, host: str, port: int):
+    def __init__(self, ctx: Context, aredis: Any, *, host: str, port: int,
+                 batcher: Batcher | None = None):
         self.ctx = ctx
         self.ar = aredis
+        self.batcher = batcher or Batcher(ctx)
         self._in_flight: dict[tuple[str, str], asyncio.Event] = {}  # (org, MSH-10) being taken
         s = ctx.settings
         self.server = MLLPServer(self.handle, host=host, port=port,
@@ -102,7 +105,14 @@ class V2Listener:
                     if await ingest_v2.is_duplicate_async(self.ar, env):
                         raise Duplicate(control_id)
             progress = [env]
-            env = await asyncio.to_thread(self._finish, env, progress)
+            # the stages after the header, then the commit, with the messages that arrive
+            # together (gateway/batcher.py); a rejection still has the parsed header (the
+            # last envelope reached), so its ACK is in the sender's charset
+            reached, error = await self.batcher.process(env, _AFTER_HEADER)
+            progress.append(reached)
+            if error is not None:
+                raise error
+            env = reached
             metrics.ACCEPTED.labels(env.sender.org).inc()
         except Duplicate:
             metrics.V2_DUPLICATES.inc()
@@ -123,16 +133,6 @@ class V2Listener:
         msg = env.message
         return build_ack(msg, code, problems, control_id=env.tracking_id, now=now,
                          raw_head=None if msg is not None else data[:4096])
-
-    def _finish(self, env: Envelope, progress: list[Envelope]) -> Envelope:
-        """The stages after the header, then the commit, on a worker thread (their Redis
-        round trips never stall the event loop). Stage by stage into ``progress``: a later
-        rejection still has the parsed header, so its ACK is in the sender's charset."""
-        for stage in _AFTER_HEADER:
-            env = stage(env, self.ctx)
-            progress.append(env)
-        store.commit(self.ctx.redis, env.outbox)
-        return env
 
     async def _record_rejection(self, env: Envelope, err: GatewayError) -> None:
         """Record a rejection under its tracking id, for a known sender only."""

@@ -73,6 +73,39 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+def _request(identifiers: list[tuple[str, str, str]], attrs: dict[str, str] | None = None,
+             who: str = "", cards_on: str | None = None) -> bytes:
+    """The resolve script's argument."""
+    if not identifiers:
+        raise EmpiError("no identifier")
+    ctype, system, value = identifiers[0]
+    attrs = {k: v for k, v in (attrs or {}).items() if v}
+    if attrs.get("name"):
+        attrs["name_key"] = name_key(attrs["name"])
+    req = {
+        "ids": [[s, v, 1 if CardType(t) in STRONG else 0] for t, s, v in identifiers],
+        "new_id": deterministic_id(system, value), "now": _now(), "who": who,
+        "attrs": attrs or {"_": ""},
+    }
+    if cards_on:
+        req["cards_on"] = cards_on
+    return orjson.dumps(req)
+
+
+def _resolution(reply: bytes) -> Resolution:
+    out = orjson.loads(reply)
+    cards = tuple(tuple(c) if c else None for c in out.get("cards") or ())
+    if "refused" in out:
+        return Resolution("", (), cards=cards, refused=out["refused"])
+    ids = out.get("identifiers") or []
+    return Resolution(out["person"], tuple(sorted(ids)) if isinstance(ids, list) else (),
+                      bool(out.get("created")), out.get("conflict"), cards)
+
+
+def _parsed(reply: Any) -> Resolution | Exception:
+    return reply if isinstance(reply, Exception) else _resolution(reply)
+
+
 class Empi:
     def __init__(self, r: redis.Redis):
         self.r = r
@@ -86,26 +119,41 @@ class Empi:
         """``identifiers``: (card type, system, value), strongest first. With ``cards_on``
         (an ISO date) each card's status in force that day is read in the same round trip
         (``card_status.py`` keeps them); a cancelled card stops there (``refused``)."""
-        if not identifiers:
-            raise EmpiError("no identifier")
-        ctype, system, value = identifiers[0]
-        attrs = {k: v for k, v in (attrs or {}).items() if v}
-        if attrs.get("name"):
-            attrs["name_key"] = name_key(attrs["name"])
-        req = {
-            "ids": [[s, v, 1 if CardType(t) in STRONG else 0] for t, s, v in identifiers],
-            "new_id": deterministic_id(system, value), "now": _now(), "who": who,
-            "attrs": attrs or {"_": ""},
-        }
-        if cards_on:
-            req["cards_on"] = cards_on
-        out = orjson.loads(self._resolve(args=[orjson.dumps(req)]))
-        cards = tuple(tuple(c) if c else None for c in out.get("cards") or ())
-        if "refused" in out:
-            return Resolution("", (), cards=cards, refused=out["refused"])
-        ids = out.get("identifiers") or []
-        return Resolution(out["person"], tuple(sorted(ids)) if isinstance(ids, list) else (),
-                          bool(out.get("created")), out.get("conflict"), cards)
+        return _resolution(self._resolve(args=[_request(identifiers, attrs, who, cards_on)]))
+
+    def resolve_many(self, requests: list[dict[str, Any]]) -> list[Resolution | Exception]:
+        """Several :meth:`resolve` calls (their keyword arguments) in one round trip; each
+        runs as its own script, in order, so the outcome is the one they would have one
+        after the other. A request that fails gives its exception in its place."""
+        out: list[Resolution | Exception] = []
+        args: list[bytes] = []
+        for req in requests:
+            try:
+                args.append(_request(**req))
+            except EmpiError as exc:
+                out.append(exc)
+                continue
+            out.append(None)  # type: ignore[arg-type]  (filled below)
+        if args:
+            replies = self._evalsha_many(args)
+            it = iter(replies)
+            out = [x if x is not None else _parsed(next(it)) for x in out]
+        return out
+
+    def _evalsha_many(self, args: list[bytes]) -> list[Any]:
+        """The resolve script once per argument, pipelined (without the SCRIPT EXISTS round
+        trip redis-py's pipelines add for registered scripts); loaded again if the server
+        lost it (a restart without persistence), then every call is made again — when the
+        script is missing, none of them ran."""
+        for _attempt in range(2):
+            pipe = self.r.pipeline(transaction=False)
+            for a in args:
+                pipe.evalsha(self._resolve.sha, 0, a)
+            replies = pipe.execute(raise_on_error=False)
+            if not any(isinstance(x, redis.exceptions.NoScriptError) for x in replies):
+                return replies
+            self._resolve.sha = self.r.script_load(self._resolve.script)
+        return replies
 
     def lookup(self, system: str, value: str) -> str | None:
         """The (surviving) person an identifier belongs to."""

@@ -25,19 +25,63 @@ from gateway.identifiers import (
 def run(env: Envelope, ctx) -> Envelope:
     if env.visit is None:
         return _merge(env, ctx) if env.merge is not None else env
-    visit = env.visit
-    found = _identifiers(visit.patient.cards, visit.org.code, "patient.cards")
-    on = visit.visit_time.date()
+    found = _identifiers(env.visit.patient.cards, env.visit.org.code, "patient.cards")
     if ctx.empi is None:
-        statuses = ctx.card_status.get_many([(s, v) for _t, s, v, _i in found], on) \
-            if ctx.card_status is not None else ()
-        return env.with_(identity=_deterministic(found),
-                         warnings=env.warnings + _card_status(found, statuses))
+        return _offline(env, ctx, found)
+    return _resolved(env, found, ctx.empi.resolve(**_request(env, ctx, found)))
+
+
+def run_many(envs: list[Envelope], ctx) -> list[Envelope | Exception]:
+    """:func:`run` for a batch: every visit's person resolved in one round trip to the
+    index (each resolution its own script, in order: the same outcome as one by one)."""
+    if ctx.empi is None:
+        return [_caught(run, env, ctx) for env in envs]
+    out: list[Envelope | Exception | None] = []
+    pending: list[tuple[int, list, dict]] = []
+    for env in envs:
+        if env.visit is None:
+            out.append(_caught(run, env, ctx))
+            continue
+        try:
+            found = _identifiers(env.visit.patient.cards, env.visit.org.code, "patient.cards")
+            pending.append((len(out), found, _request(env, ctx, found)))
+            out.append(None)
+        except errors.GatewayError as err:
+            out.append(err)
+    if pending:
+        resolutions = ctx.empi.resolve_many([req for _i, _f, req in pending])
+        for (i, found, _req), res in zip(pending, resolutions):
+            out[i] = res if isinstance(res, Exception) else _caught(_resolved, envs[i], found, res)
+    return out  # type: ignore[return-value]
+
+
+def _caught(fn, *args):
+    try:
+        return fn(*args)
+    except errors.GatewayError as err:
+        return err
+
+
+def _offline(env: Envelope, ctx, found) -> Envelope:
+    on = env.visit.visit_time.date()
+    statuses = ctx.card_status.get_many([(s, v) for _t, s, v, _i in found], on) \
+        if ctx.card_status is not None else ()
+    return env.with_(identity=_deterministic(found),
+                     warnings=env.warnings + _card_status(found, statuses))
+
+
+def _request(env: Envelope, ctx, found) -> dict:
+    """The index's resolve arguments for a visit (card statuses read in the same trip)."""
+    visit = env.visit
     p = visit.patient
-    res = ctx.empi.resolve([(t, s, v) for t, s, v, _i in found], {
-        "name": p.name, "birth_date": p.birth_date.isoformat() if p.birth_date else "",
-        "phone": p.phone or "", "sex": _sex_gb(p.sex, visit.org.code, ctx)}, who=visit.org.code,
-        cards_on=on.isoformat() if ctx.card_status is not None else None)  # one round trip
+    return {"identifiers": [(t, s, v) for t, s, v, _i in found],
+            "attrs": {"name": p.name, "birth_date": p.birth_date.isoformat() if p.birth_date else "",
+                      "phone": p.phone or "", "sex": _sex_gb(p.sex, visit.org.code, ctx)},
+            "who": visit.org.code,
+            "cards_on": visit.visit_time.date().isoformat() if ctx.card_status is not None else None}
+
+
+def _resolved(env: Envelope, found, res) -> Envelope:
     warnings = _card_status(found, [CardStatus(*c) if c else None for c in res.cards])
     known = []
     for member in res.identifiers:
