@@ -181,9 +181,10 @@ def commit_many(r: redis.Redis, boxes: list[Outbox]) -> list[Exception | None]:
         cmds.append(("EXEC",))
         sizes.append(len(body))
     pool = r.connection_pool
-    conn = pool.get_connection()
+    conn = None
     results: list[Exception | None] = []
     try:
+        conn = pool.get_connection()
         conn.send_packed_command(conn.pack_commands(cmds))
         for size in sizes:
             failure: Exception | None = None
@@ -201,10 +202,12 @@ def commit_many(r: redis.Redis, boxes: list[Outbox]) -> list[Exception | None]:
                     (x for x in replies or () if isinstance(x, Exception)), None)
             results.append(failure)
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-        conn.disconnect()
+        if conn is not None:
+            conn.disconnect()
         results.extend([exc] * (len(boxes) - len(results)))
     finally:
-        pool.release(conn)
+        if conn is not None:
+            pool.release(conn)
     return results
 
 

@@ -153,3 +153,51 @@ def test_garbage_never_crashes_the_process(gw):
         assert 400 <= resp.status_code < 500
         assert resp.json()["resourceType"] == "OperationOutcome"
     assert httpx.get(f"{gw.base}/healthz").status_code == 200
+
+
+def test_concurrent_submissions_each_get_their_own_answer(gw):
+    """Submissions that arrive together are processed together (gateway/batcher.py); each
+    still gets its own tracking id, or its own OperationOutcome."""
+    import asyncio
+
+    visits = []
+    for i in range(30):
+        v = sample_visit(visit_no=f"MZCONC{i:04d}")
+        if i == 11:
+            v["patient"]["cards"][1]["value"] = "110101198506150018"  # check digit wrong
+        visits.append(json.dumps(v, ensure_ascii=False).encode())
+
+    async def main():
+        async with httpx.AsyncClient(base_url=gw.base, timeout=20, headers={
+                "Authorization": f"Bearer {gw.key}", "Content-Type": "application/json"}) as c:
+            return await asyncio.gather(*(c.post("/v1/visits", content=b) for b in visits))
+
+    answers = asyncio.run(main())
+    assert [a.status_code for a in answers] == [422 if i == 11 else 202 for i in range(30)]
+    assert any("check digit" in i["details"]["text"] for i in _issues(answers[11]))
+    tids = {a.json()["tracking_id"] for a in answers if a.status_code == 202}
+    assert len(tids) == 29
+    for a in answers[:3]:
+        assert gw.status(gw.key, a.json()["tracking_id"])["visit_no"].startswith("MZCONC")
+    assert gw.status(gw.key, answers[11].json()["id"])["status"] == "rejected"
+
+
+def test_ingest_path_answers_like_the_framework(gw):
+    """POST /v1/visits is served ahead of FastAPI: the same headers and media types."""
+    resp = gw.submit(gw.key, sample_visit(visit_no="MZHDR0001"))
+    assert resp.status_code == 202
+    assert resp.headers["content-type"].startswith("application/json")
+    assert resp.headers["location"] == f"/v1/visits/{resp.json()['tracking_id']}"
+    import socket
+    from urllib.parse import urlsplit
+
+    u = urlsplit(gw.base)
+    with socket.create_connection((u.hostname, u.port), timeout=10) as s:  # a body too large
+        s.sendall(f"POST /v1/visits HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {gw.key}\r\n"
+                  "Content-Type: application/json\r\nContent-Length: 999999999\r\n\r\n".encode())
+        head = s.recv(65536)  # answered before the body is sent, from the declared length
+    assert head.startswith(b"HTTP/1.1 413") and b"application/fhir+json" in head
+    resp = httpx.post(f"{gw.base}/v1/visits?adapter=no_such_adapter", content=b"<x/>",
+                      headers={"Authorization": f"Bearer {gw.key}",
+                               "Content-Type": "application/xml"})
+    assert 400 <= resp.status_code < 500 and _issues(resp)
