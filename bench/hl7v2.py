@@ -131,15 +131,23 @@ def bench_mllp(n: int, clients: int, processes: int) -> None:
                 await asyncio.gather(*(client(ch, lat, codes) for ch in chunks))
                 return time.perf_counter() - t0, lat, codes
 
+            from bench import cpu
+
             with _Drain(r):
                 asyncio.run(run(msgs[:200]))  # warm
+                pids = {"gateway": cpu.tree(proc.pid), "redis": [server.proc.pid],
+                        "clients": [os.getpid()]}
+                before = {k: cpu.seconds(p) for k, p in pids.items()}
                 seconds, lat, codes = asyncio.run(run(msgs[200:]))
+                used = {k: (cpu.seconds(p) - before[k]) * 1000 / (len(msgs) - 200)
+                        for k, p in pids.items()}
             lat.sort()
             count = len(msgs) - 200
             print(f"\n== MLLP with ACK ({clients} clients, {processes} API processes, durable enqueue, "
                   "redis appendfsync=always)")
             print(f"  {count / seconds:8.0f} messages/s   p50 {lat[len(lat) // 2] * 1e3:.1f} ms   "
                   f"p99 {lat[int(len(lat) * 0.99)] * 1e3:.1f} ms   acks {codes}")
+            print("  CPU per message: " + ", ".join(f"{k} {ms:.2f} ms" for k, ms in used.items()))
         finally:
             proc.terminate()
             proc.wait(20)
@@ -150,11 +158,13 @@ def bench_mllp(n: int, clients: int, processes: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--mllp-only", action="store_true", help="only the MLLP part")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--processes", type=int, default=os.cpu_count() or 2)
     args = ap.parse_args()
     print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
-    bench_parse_map(100 if args.quick else 600, 3 if args.quick else 5)
+    if not args.mllp_only:
+        bench_parse_map(100 if args.quick else 600, 3 if args.quick else 5)
     bench_mllp(200 if args.quick else 1200, args.clients, args.processes)
 
 

@@ -107,11 +107,15 @@ def _birth_place_known(region: str, year: int) -> bool:
     return True
 
 
+@lru_cache(maxsize=65536)
 def citizen_id_problem(value: str) -> str | None:
     """Why a citizen ID number (GB 11643) is invalid, or None when it is valid: length,
-    format, check digit, birth date and birth place, as python-stdnum's ``cn.ric`` checks."""
+    format, check digit, birth date and birth place, as python-stdnum's ``cn.ric`` checks.
+    Cached: a patient's number comes with every visit and message (a pure function)."""
     try:
-        number = ric.compact(value)
+        # already compact (the usual case): python-stdnum's generic clean-up is skipped
+        number = value if len(value) == 18 and value.isalnum() and value.isascii() \
+            and not value.islower() else ric.compact(value)
         if len(number) != 18:
             raise _stdnum_exc.InvalidLength()
         if not number[:-1].isdigit() or not number[:-1].isascii():

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     mllp_max_message_bytes: int = 1024 * 1024
     mllp_idle_timeout: float = 300.0
     processes: int = Field(1, ge=1, le=64, description="API worker processes (`serve --processes`)")
+    ingest_batch: int = Field(
+        32, ge=1, le=1024, description="submissions processed together at most, sharing their "
+                                       "Redis round trips (1: one at a time)")
 
     validation_memo: bool = Field(
         True, validation_alias=AliasChoices("GATEWAY_VALIDATION_MEMO",

@@ -104,7 +104,7 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
                   card_status=CardStatusStore(r), local_maps=LocalMaps(r))
     run_workers = settings.workers if workers is None else workers
     state: dict[str, Any] = {}
-    batcher = Batcher(ctx)
+    batcher = Batcher(ctx, max_batch=settings.ingest_batch)
 
     async def _process_later(env: Envelope, stages) -> Envelope:
         return await _process(env, stages)

@@ -29,11 +29,11 @@ log = get_logger(__name__)
 
 REJECT_CODES = {"200", "201", "202", "203", "204"}  # header-level problems → AR
 
-# The first stage reads the header (ingest_v2.header) and asks Redis whether the message
-# is a duplicate: the listener asks with its asyncio client instead of blocking the event
-# loop, then runs the rest of the pipeline.
-_ASYNC_DUPLICATES = MLLP_PIPELINE[:1] == (ingest_v2.run,)
-_AFTER_HEADER = MLLP_PIPELINE[1:] if _ASYNC_DUPLICATES else MLLP_PIPELINE
+# The first stage reads the header (ingest_v2.header): the listener runs it itself, to
+# wait for a control id another connection is taking; the rest — the duplicate check first
+# — runs in the batcher with the messages that arrive together.
+_HEADER_FIRST = MLLP_PIPELINE[0] is ingest_v2.header
+_AFTER_HEADER = MLLP_PIPELINE[1:] if _HEADER_FIRST else MLLP_PIPELINE
 
 
 def ack_errors(outcome: dict[str, Any]) -> list[AckError]:
@@ -93,7 +93,7 @@ class V2Listener:
         taking = None  # (org, MSH-10) while this handler takes it
         progress: list[Envelope] = []
         try:
-            if _ASYNC_DUPLICATES:
+            if _HEADER_FIRST:
                 env = ingest_v2.header(env, ctx)
                 control_id = env.message.control_id
                 if control_id:
@@ -102,8 +102,6 @@ class V2Listener:
                         await self._in_flight[key].wait()  # outcome decides
                     self._in_flight[key] = asyncio.Event()
                     taking = key
-                    if await ingest_v2.is_duplicate_async(self.ar, env):
-                        raise Duplicate(control_id)
             progress = [env]
             # the stages after the header, then the commit, with the messages that arrive
             # together (gateway/batcher.py); a rejection still has the parsed header (the
@@ -114,7 +112,7 @@ class V2Listener:
                 raise error
             env = reached
             metrics.ACCEPTED.labels(env.sender.org).inc()
-        except Duplicate:
+        except Duplicate:  # (from the batch's duplicate check: ingest_v2.unseen)
             metrics.V2_DUPLICATES.inc()
             env = env.with_(message=None)  # acknowledged from the bytes, as it always was
         except GatewayError as err:

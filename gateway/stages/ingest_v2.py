@@ -43,15 +43,32 @@ def facility(raw: bytes) -> str:
 
 
 def run(env: Envelope, ctx) -> Envelope:
-    env = header(env, ctx)
-    if ctx.redis is not None and is_duplicate(ctx.redis, env):
+    """The header, then the duplicate check (``header`` and ``unseen``, one after the other)."""
+    return unseen(header(env, ctx), ctx)
+
+
+def unseen(env: Envelope, ctx) -> Envelope:
+    """A message this sender already delivered under its MSH-10 is a :class:`Duplicate`."""
+    if ctx.redis is not None and env.message.control_id and ctx.redis.exists(
+            seen_key(env.sender.org, env.message.control_id)):
         raise Duplicate(env.message.control_id)
     return env
 
 
+def unseen_many(envs: list[Envelope], ctx) -> list[Envelope | Exception]:
+    """:func:`unseen` for a batch: one round trip for every message's control id."""
+    asked = [env for env in envs if ctx.redis is not None and env.message.control_id]
+    if not asked:
+        return list(envs)
+    pipe = ctx.redis.pipeline(transaction=False)
+    for env in asked:
+        pipe.exists(seen_key(env.sender.org, env.message.control_id))
+    seen = {id(env) for env, n in zip(asked, pipe.execute()) if n}
+    return [Duplicate(env.message.control_id) if id(env) in seen else env for env in envs]
+
+
 def header(env: Envelope, ctx) -> Envelope:
-    """All of ``run`` but the duplicate check, which the MLLP listener makes with its
-    asyncio Redis client (``is_duplicate_async``) instead of blocking its event loop."""
+    """Size, sender, character set and version: all of ingest but the duplicate check."""
     limit = ctx.settings.mllp_max_message_bytes
     if len(env.raw) > limit:
         raise errors.GatewayError.of(f"message exceeds the limit of {limit} bytes", code="too-long",
@@ -73,14 +90,3 @@ def header(env: Envelope, ctx) -> Envelope:
             "MSH-12", code="not-supported", error_code="2011", v2_code="203", status=400)
     return env.with_(sender=Sender(org=org.code, key_name=org.name), message=msg,
                      adapter=env.adapter or org.adapter)
-
-
-def is_duplicate(r, env: Envelope) -> bool:
-    """Whether the sender already delivered a message with this MSH-10 (after ``header``)."""
-    control_id = env.message.control_id
-    return bool(control_id) and bool(r.exists(seen_key(env.sender.org, control_id)))
-
-
-async def is_duplicate_async(ar, env: Envelope) -> bool:
-    control_id = env.message.control_id
-    return bool(control_id) and bool(await ar.exists(seen_key(env.sender.org, control_id)))
