@@ -1,11 +1,12 @@
 # syntax=docker/dockerfile:1
-# Build: wheels for the gateway and its dependencies (pyscard compiles against PC/SC lite).
+# Build: wheels for the gateway (its hot-path modules compiled with Cython, setup.py) and
+# its dependencies (pyscard compiles against PC/SC lite).
 FROM python:3.11-slim-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential swig libpcsclite-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY gateway ./gateway
 COPY adapters ./adapters
 COPY terminology ./terminology

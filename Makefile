@@ -5,9 +5,15 @@ PY    := $(VENV)/bin/python
 SYSTEM_PACKAGES := redis-server pcscd vsmartcard-vpcd libpcsclite-dev swig
 DEMO_ORG ?= DEMO0001
 
-.PHONY: setup system-packages fhir-package run test demo bench clean
+.PHONY: setup system-packages compile fhir-package run test demo bench clean
 
-setup: system-packages $(VENV)/.installed fhir-package
+setup: system-packages $(VENV)/.installed compile fhir-package
+
+# The hot-path modules compiled with Cython, in place (setup.py lists them); only what
+# changed since is compiled again. Without a C compiler the gateway runs as pure Python.
+compile: $(VENV)/.installed
+	@$(PY) setup.py -q build_ext --inplace 2>&1 | grep -v "^$$" | grep -iv "warning" || true
+	@test -n "$$(find gateway -name '*.so' -print -quit)" || echo "note: nothing compiled; the gateway runs as pure Python (slower)"
 
 # The full FHIR R4 package (definitions + official examples) into .cache/fhir; idempotent.
 # The validator runs without it (conformance/core/ is vendored); the examples test uses it.
@@ -30,10 +36,10 @@ system-packages:
 	  fi; \
 	fi
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --upgrade pip 'setuptools>=77' 'Cython>=3.0'
+	YIKATONG_COMPILE=0 $(PY) -m pip install -q -e '.[test]'
 	touch $@
 
 run: setup
@@ -53,4 +59,5 @@ bench: setup
 	$(PY) bench/validator.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .hypothesis *.egg-info
+	rm -rf $(VENV) var .pytest_cache .hypothesis *.egg-info build
+	find gateway conformance adapters terminology \( -name '*.so' -o -name '*.c' \) -delete

@@ -52,7 +52,7 @@ HTTP_PIPELINE: tuple[Stage, ...] = (
 )
 # HL7 v2 over MLLP (and v2 files): the sender is MSH-4, the rules in adapters/hl7v2/ map.
 MLLP_PIPELINE: tuple[Stage, ...] = (
-    ingest_v2.header, ingest_v2.unseen, parse_v2.run, identify.run, translate.run, render.run, validate.run, route.run,
+    ingest_v2.header, parse_v2.run, identify.run, translate.run, render.run, validate.run, route.run,
 )
 # Vendor formats read by an adapter (adapters/): `POST /v1/visits?adapter=ID`, or the
 # hospital's configured adapter; `POST /v1/batches` runs HTTP_PIPELINE for each visit read.
@@ -75,8 +75,7 @@ REPROCESS_PIPELINE: tuple[Stage, ...] = (
 
 # Stages that talk to Redis offer a batch form, so a batch of submissions costs one round
 # trip there instead of one per visit (the index resolves each visit in order, as one by one).
-BATCHED: dict[Stage, BatchStage] = {identify.run: identify.run_many,
-                                    ingest_v2.unseen: ingest_v2.unseen_many}
+BATCHED: dict[Stage, BatchStage] = {identify.run: identify.run_many}
 
 
 def run(stages: Sequence[Stage], envelope: Envelope, context: Context) -> Envelope:

@@ -12,10 +12,12 @@ A visit's overall status is derived when it is read, from its per-destination re
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 import zlib
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -67,6 +69,7 @@ class Outbox:
     marks: tuple[tuple[str, str, int], ...] = ()  # (key, value, ttl): e.g. an HL7 control id seen
     hash_fields: tuple[tuple[str, str, bytes], ...] = ()  # (hash, field, value): e.g. a held visit
     counts: tuple[tuple[str, str], ...] = ()  # (sorted set, member) +1: e.g. an unmapped code
+    unless: str = ""  # a key whose presence means this was written before: nothing is written
 
     def with_marks(self, *marks: tuple[str, str, int]) -> Outbox:
         return replace(self, marks=self.marks + marks)
@@ -76,6 +79,12 @@ class Outbox:
 
     def with_counts(self, *counts: tuple[str, str]) -> Outbox:
         return replace(self, counts=self.counts + counts)
+
+    def once(self, key: str, value: str, ttl: int) -> Outbox:
+        """Written only if ``key`` is not there, and ``key`` marked in the same write: an
+        HL7 message's (sender, MSH-10) — a re-sent message is recognised atomically, by
+        whichever gateway process it reaches."""
+        return replace(self, marks=self.marks + ((key, value, ttl),), unless=key)
 
 
 def visit_outbox(*, tid: str, org: str, visit_no: str, person_id: str, received_at: str,
@@ -132,75 +141,83 @@ def rejection_outbox(*, tid: str, org: str, received_at: str, outcome: dict[str,
                                    "received_at": received_at, "outcome": dumps(outcome)}, ttl)
 
 
-def _commands(box: Outbox) -> list[tuple[Any, ...]]:
-    """The Redis commands that write ``box`` (to be run inside one MULTI … EXEC)."""
-    cmds: list[tuple[Any, ...]] = []
+_SCRIPT = (Path(__file__).parent / "commit.lua").read_text()
+_SHA = hashlib.sha1(_SCRIPT.encode()).hexdigest()
+
+
+class AlreadySeen(Exception):
+    """The outbox's ``unless`` key was there: it was written before (nothing written now)."""
+
+
+def _script_args(box: Outbox) -> list[Any]:
+    """``EVALSHA`` arguments that write ``box`` with ``commit.lua`` (its layout is there)."""
+    keys: list[Any] = [box.record_key]
+    counts = [len(box.entries), len(box.marks), len(box.hash_fields), len(box.counts)]
+    args: list[Any] = []
     for stream, fields in box.entries:
-        cmds.append(("XADD", stream, "*", *(x for kv in fields.items() for x in kv)))
+        keys.append(stream)
+        args.append(len(fields))
+        for kv in fields.items():
+            args.extend(kv)
     for key, value, ttl in box.marks:
-        cmds.append(("SET", key, value, "EX", ttl))
+        keys.append(key)
+        args += (value, ttl)
     for key, name, value in box.hash_fields:
-        cmds.append(("HSET", key, name, value))
+        keys.append(key)
+        args += (name, value)
     for key, member in box.counts:
-        cmds.append(("ZINCRBY", key, 1, member))
-    cmds.append(("HSET", box.record_key, *(x for kv in box.record.items() for x in kv)))
-    cmds.append(("EXPIRE", box.record_key, box.ttl))
-    return cmds
-
-
-def _queue(pipe: Any, box: Outbox) -> None:
-    for cmd in _commands(box):
-        pipe.execute_command(*cmd)
+        keys.append(key)
+        args.append(member)
+    if box.unless:
+        keys.append(box.unless)
+    for kv in box.record.items():
+        args.extend(kv)
+    return ["EVALSHA", _SHA, len(keys), *keys, box.ttl, len(keys) if box.unless else 0,
+            *counts, *args]
 
 
 def commit(r: redis.Redis, box: Outbox) -> None:
-    """Write an outbox atomically (blocking client)."""
-    pipe = r.pipeline(transaction=True)
-    _queue(pipe, box)
-    pipe.execute()
+    """Write an outbox atomically (blocking client); raises what stopped it."""
+    failure = commit_many(r, [box])[0]
+    if failure is not None:
+        raise failure
 
 
 def commit_many(r: redis.Redis, boxes: list[Outbox]) -> list[Exception | None]:
-    """Write several outboxes, each atomically (its own MULTI … EXEC), in one round trip: a
-    group commit. With ``appendfsync always`` Redis syncs its append-only file once for all
-    of them before it answers. Returns, per outbox, None once it is durably written or the
-    error that stopped it (a connection error: every outbox not known to be written).
+    """Write several outboxes, each atomically (one ``commit.lua`` call), in one round trip:
+    a group commit. With ``appendfsync always`` Redis syncs its append-only file once for
+    all of them before it answers. Returns, per outbox, None once it is durably written,
+    :class:`AlreadySeen` when its ``unless`` key was there, or the error that stopped it (a
+    connection error: every outbox not known to be written).
 
     The commands are packed and the replies read on a connection of ``r``'s pool (redis-py's
-    own packing and hiredis parser): redis-py's pipelines cannot hold several transactions.
-    Nothing is retried here — a transaction may have been applied before the connection
-    broke; the submitter is told to retry and receivers deduplicate by conditional create."""
+    own packing and hiredis parser) so that nothing is retried: a write may have been
+    applied before the connection broke; the submitter is told to retry, and receivers
+    deduplicate by conditional create."""
     if not boxes:
         return []
-    cmds: list[tuple[Any, ...]] = []
-    sizes = []
-    for box in boxes:
-        body = _commands(box)
-        cmds.append(("MULTI",))
-        cmds.extend(body)
-        cmds.append(("EXEC",))
-        sizes.append(len(body))
+    cmds = [_script_args(box) for box in boxes]
     pool = r.connection_pool
     conn = None
     results: list[Exception | None] = []
     try:
         conn = pool.get_connection()
-        conn.send_packed_command(conn.pack_commands(cmds))
-        for size in sizes:
-            failure: Exception | None = None
-            for _ in range(size + 1):  # +OK for MULTI, then +QUEUED for each command
+        for _attempt in range(2):
+            conn.send_packed_command(conn.pack_commands(cmds))
+            results = []
+            for _ in cmds:
                 try:
-                    conn.read_response()
+                    written = conn.read_response()
                 except redis.ResponseError as exc:
-                    failure = failure or exc
-            try:
-                replies = conn.read_response()
-            except redis.ResponseError as exc:  # EXECABORT: a command was refused when queued
-                failure = failure or exc
-            else:
-                failure = failure or next(
-                    (x for x in replies or () if isinstance(x, Exception)), None)
-            results.append(failure)
+                    results.append(exc)
+                else:
+                    results.append(None if written == 1 else AlreadySeen(
+                        "written before (its unless key is there)"))
+            if not any(isinstance(x, redis.exceptions.NoScriptError) for x in results):
+                break
+            # the server lost the script (a restart without persistence): none ran; load it
+            conn.send_command("SCRIPT", "LOAD", _SCRIPT)
+            conn.read_response()
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
         if conn is not None:
             conn.disconnect()
@@ -213,9 +230,14 @@ def commit_many(r: redis.Redis, boxes: list[Outbox]) -> list[Exception | None]:
 
 async def commit_async(r: Any, box: Outbox) -> None:
     """Write an outbox atomically (asyncio client): other requests run while Redis syncs."""
-    pipe = r.pipeline(transaction=True)
-    _queue(pipe, box)
-    await pipe.execute()
+    cmd = _script_args(box)
+    try:
+        written = await r.execute_command(*cmd)
+    except redis.exceptions.NoScriptError:
+        await r.script_load(_SCRIPT)
+        written = await r.execute_command(*cmd)
+    if written != 1:
+        raise AlreadySeen("written before (its unless key is there)")
 
 
 def overall_status(record_status: str, receipts: dict[str, dict[str, Any]]) -> str:

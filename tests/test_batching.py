@@ -206,3 +206,43 @@ def test_a_lone_submission_is_not_kept_waiting_for_company(redis_server, n):
 
     outcomes = asyncio.run(main())
     assert all(o.error is None for o in outcomes) and batcher.batches == n
+
+
+def test_an_outbox_written_once_per_key_even_in_one_group(redis_server):
+    """An HL7 message's (sender, MSH-10): the second write of the same key is refused
+    atomically, whichever process or batch it comes from."""
+    r = redis.Redis.from_url(redis_server.url)
+    first = _box("a1").once("gw:v2seen:H:MSG1", "a1", 60)
+    again = _box("a2").once("gw:v2seen:H:MSG1", "a2", 60)
+    results = store.commit_many(r, [first, again])
+    assert results[0] is None and isinstance(results[1], store.AlreadySeen)
+    assert r.get("gw:v2seen:H:MSG1") == b"a1"
+    assert r.exists(store.visit_key("a1")) and not r.exists(store.visit_key("a2"))
+    shard = store.shard_of("p1", 4)
+    assert [e[1][b"tid"] for e in r.xrange(store.stream_key("regional", shard))] == [b"a1"]
+    with pytest.raises(store.AlreadySeen):
+        store.commit(r, _box("a3").once("gw:v2seen:H:MSG1", "a3", 60))
+
+
+def test_group_commit_loads_its_script_again_after_a_flush(redis_server):
+    r = redis.Redis.from_url(redis_server.url)
+    assert store.commit_many(r, [_box("f1")]) == [None]
+    r.script_flush()
+    assert store.commit_many(r, [_box("f2"), _box("f3")]) == [None, None]
+    assert all(r.exists(store.visit_key(t)) for t in ("f1", "f2", "f3"))
+
+
+def test_async_commit_writes_the_same_way(redis_server):
+    import redis.asyncio as aioredis
+
+    async def main():
+        ar = aioredis.Redis.from_url(redis_server.url)
+        await ar.script_flush()
+        await store.commit_async(ar, _box("c1").once("gw:v2seen:H:C", "c1", 60))
+        with pytest.raises(store.AlreadySeen):
+            await store.commit_async(ar, _box("c2").once("gw:v2seen:H:C", "c2", 60))
+        await ar.aclose()
+
+    asyncio.run(main())
+    r = redis.Redis.from_url(redis_server.url)
+    assert r.hget(store.visit_key("c1"), "status") == b"queued" and not r.exists(store.visit_key("c2"))

@@ -31,7 +31,7 @@ def read_v2(raw: bytes, adapter_id: str, org: str | None = None, charset: str = 
     env = Envelope(tracking_id="adapter", received_at=datetime.now(timezone.utc), raw=raw,
                    content_type="application/hl7-v2", adapter=adapter_id)
     try:
-        env = run((ingest_v2.run, parse_v2.run), env, Context(settings=get_settings(), orgs=orgs))
+        env = run((ingest_v2.header, parse_v2.run), env, Context(settings=get_settings(), orgs=orgs))
     except GatewayError as err:
         return Reading(error=err, label=f"message from {facility or '?'}")
     label = f"message {env.message.control_id}"

@@ -23,15 +23,16 @@ from gateway.hl7.mllp import MLLPServer, Peer
 from gateway.logging import get_logger
 from gateway.pipeline import MLLP_PIPELINE, Context
 from gateway.stages import ingest_v2
-from gateway.stages.ingest_v2 import Duplicate, facility
+from gateway.stages.ingest_v2 import facility
 
 log = get_logger(__name__)
 
 REJECT_CODES = {"200", "201", "202", "203", "204"}  # header-level problems → AR
 
 # The first stage reads the header (ingest_v2.header): the listener runs it itself, to
-# wait for a control id another connection is taking; the rest — the duplicate check first
-# — runs in the batcher with the messages that arrive together.
+# wait for a control id another connection is taking; the rest runs in the batcher with
+# the messages that arrive together (a re-sent message is recognised when its outbox is
+# written: store.AlreadySeen).
 _HEADER_FIRST = MLLP_PIPELINE[0] is ingest_v2.header
 _AFTER_HEADER = MLLP_PIPELINE[1:] if _HEADER_FIRST else MLLP_PIPELINE
 
@@ -112,7 +113,7 @@ class V2Listener:
                 raise error
             env = reached
             metrics.ACCEPTED.labels(env.sender.org).inc()
-        except Duplicate:  # (from the batch's duplicate check: ingest_v2.unseen)
+        except store.AlreadySeen:  # accepted before under this MSH-10: not queued again
             metrics.V2_DUPLICATES.inc()
             env = env.with_(message=None)  # acknowledged from the bytes, as it always was
         except GatewayError as err:

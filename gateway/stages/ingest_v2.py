@@ -2,8 +2,10 @@
 
 The sender is the organisation MSH-4 names (its registered code or one of its aliases);
 its default character set applies when MSH-18 is empty. An unknown sender, an unsupported
-version or a header that cannot be read is refused (AR); a message already accepted under
-the same MSH-10 from the same sender is a duplicate (acknowledged AA, not processed again).
+version or a header that cannot be read is refused (AR). A message already accepted under
+the same MSH-10 from the same sender is a duplicate: the route stage writes its outbox only
+once per (sender, MSH-10) — ``seen_key`` — and the listener acknowledges a re-sent one AA
+without queueing it again.
 """
 
 from __future__ import annotations
@@ -14,10 +16,6 @@ from gateway.hl7.message import HL7ParseError, parse
 
 SUPPORTED_VERSIONS = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1")
 SEEN_TTL = 7 * 86400
-
-
-class Duplicate(Exception):
-    """This sender already delivered a message with this control id; acknowledge it again."""
 
 
 def seen_key(org: str, control_id: str) -> str:
@@ -42,33 +40,8 @@ def facility(raw: bytes) -> str:
     return fields[3].split(comp)[0].strip() if len(fields) > 3 and comp else ""
 
 
-def run(env: Envelope, ctx) -> Envelope:
-    """The header, then the duplicate check (``header`` and ``unseen``, one after the other)."""
-    return unseen(header(env, ctx), ctx)
-
-
-def unseen(env: Envelope, ctx) -> Envelope:
-    """A message this sender already delivered under its MSH-10 is a :class:`Duplicate`."""
-    if ctx.redis is not None and env.message.control_id and ctx.redis.exists(
-            seen_key(env.sender.org, env.message.control_id)):
-        raise Duplicate(env.message.control_id)
-    return env
-
-
-def unseen_many(envs: list[Envelope], ctx) -> list[Envelope | Exception]:
-    """:func:`unseen` for a batch: one round trip for every message's control id."""
-    asked = [env for env in envs if ctx.redis is not None and env.message.control_id]
-    if not asked:
-        return list(envs)
-    pipe = ctx.redis.pipeline(transaction=False)
-    for env in asked:
-        pipe.exists(seen_key(env.sender.org, env.message.control_id))
-    seen = {id(env) for env, n in zip(asked, pipe.execute()) if n}
-    return [Duplicate(env.message.control_id) if id(env) in seen else env for env in envs]
-
-
 def header(env: Envelope, ctx) -> Envelope:
-    """Size, sender, character set and version: all of ingest but the duplicate check."""
+    """Size, sender, character set and version."""
     limit = ctx.settings.mllp_max_message_bytes
     if len(env.raw) > limit:
         raise errors.GatewayError.of(f"message exceeds the limit of {limit} bytes", code="too-long",

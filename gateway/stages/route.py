@@ -57,10 +57,11 @@ def run(env: Envelope, ctx) -> Envelope:
 
 
 def _marked(box: store.Outbox, env: Envelope) -> store.Outbox:
-    """An HL7 message's control id is marked seen in the same transaction that accepts it."""
+    """An HL7 message is accepted once per (sender, control id): marked seen in the same
+    write that accepts it, which is skipped when the mark is already there (a re-send)."""
     control_id = getattr(env.message, "control_id", "")
     if not control_id:
         return box
     from gateway.stages.ingest_v2 import SEEN_TTL, seen_key
 
-    return box.with_marks((seen_key(env.sender.org, control_id), env.tracking_id, SEEN_TTL))
+    return box.once(seen_key(env.sender.org, control_id), env.tracking_id, SEEN_TTL)
