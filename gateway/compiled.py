@@ -7,6 +7,8 @@ compiled again. This finder, installed by each of the project's packages, import
 source instead whenever the compiled module is older than it (a checkout or an edit makes
 the source newer), so what runs is always what the source says; ``make compile`` (part of
 ``make setup`` and ``make test``) brings the compiled modules up to date.
+``YIKATONG_COMPILE=0`` in the environment runs the source everywhere (pure Python: the
+benchmarks' baseline, or to step through the code in a debugger).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -33,7 +36,7 @@ class FreshCompiledOnly(importlib.abc.MetaPathFinder):
             stale = source.stat().st_mtime_ns > compiled.stat().st_mtime_ns
         except OSError:
             return spec
-        if not stale:
+        if not stale and os.environ.get("YIKATONG_COMPILE") != "0":
             return spec
         return importlib.util.spec_from_file_location(
             fullname, source, submodule_search_locations=spec.submodule_search_locations)

@@ -46,3 +46,10 @@ def test_every_module_setup_compiles_exists_and_is_a_module():
     for rel in listed:
         assert (ROOT / rel).is_file(), rel
         assert not rel.endswith("__init__.py"), "packages' __init__ install the guard: never compiled"
+
+
+@pytest.mark.skipif(not COMPILED, reason="built without a C compiler: nothing compiled")
+def test_pure_python_on_request(monkeypatch):
+    monkeypatch.setenv("YIKATONG_COMPILE", "0")
+    spec = FreshCompiledOnly().find_spec("gateway.render.fhir", gateway.render.__path__)
+    assert spec.origin == str(SOURCE)
