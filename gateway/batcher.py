@@ -1,24 +1,28 @@
 """Micro-batching: the pipeline and the durable commit for many submissions at once.
 
 The edges (HTTP, MLLP) hand each envelope to the process's :class:`Batcher` and await the
-outcome. The batcher runs on the event loop's own thread: whatever was handed in while
-the loop was busy is one batch, taken as soon as the loop is free again —
+outcome. Whatever was handed in while the event loop was busy is one batch, started as
+soon as the loop is free —
 
     requests read in one loop turn ─▶ run_many(stages, batch) ─▶ commit_many ─▶ answers
-                                      (one index round trip      (one MULTI … EXEC per visit,
+                                      (one index round trip      (one commit.lua call per visit,
                                        for the batch)             all in one round trip)
 
 — one envelope when the gateway is quiet (no waiting to fill a batch), more under load,
-where the round trips and Redis's fsync of its append-only file are shared. No threads:
-a Python process computes on one core at a time anyway, and a second thread would only
-make each side wait for the interpreter lock (several milliseconds at every hand-over).
-The loop is blocked while a batch is computed and while Redis answers its two round
-trips; other requests are read as soon as it is done (``max_batch`` bounds that time).
+where the round trips and Redis's fsync of its append-only file are shared. The stages
+compute on the event loop's thread (a Python process computes on one core at a time
+anyway; a second thread would only make each side wait for the interpreter lock); Redis
+is awaited, so while one batch waits for the index or for its commit, the next batch is
+computed (at most ``in_flight`` batches at once).
 
-Batches are processed in the order they were taken, envelopes in the order they arrived,
-so a patient's visits reach the delivery streams in order. An envelope's outcome is the
-last envelope it reached and the exception that stopped it (None once its outbox is
-durably written). Nothing an envelope does fails another one.
+The envelopes of a batch are committed in the order they arrived. Batches in flight at
+the same time commit independently: they hold only submissions that were in flight at the
+same time — which no sender can have put in an order (a sender that needs one waits for
+the answer before it sends the next: an MLLP connection always does) —, so a patient's
+visits reach the delivery streams in the order the sender established. An envelope's
+outcome is the last envelope it reached and the exception that stopped it (None once its
+outbox is durably written). Nothing an envelope does fails another one. One batcher
+serves one event loop.
 """
 
 from __future__ import annotations
@@ -44,11 +48,13 @@ _Item = tuple[Envelope, Sequence[Stage], asyncio.Future]
 
 
 class Batcher:
-    def __init__(self, ctx: Context, *, max_batch: int = 32):
+    def __init__(self, ctx: Context, *, max_batch: int = 32, in_flight: int = 4):
         self.ctx = ctx
         self.max_batch = max_batch
+        self.in_flight = in_flight
         self._pending: list[_Item] = []
         self._scheduled = False
+        self._running: set[asyncio.Task] = set()
         self.batches = 0  # how many batches, and how many envelopes (tests, benchmarks)
         self.envelopes = 0
 
@@ -56,21 +62,35 @@ class Batcher:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._pending.append((env, stages, future))
-        if not self._scheduled:  # after the callbacks already due: they may hand in more
-            self._scheduled = True
-            loop.call_soon(self._drain)
+        self._next(loop)
         return await future
 
-    def _drain(self) -> None:
+    def _next(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start a batch soon: after the callbacks already due (they may hand in more)."""
+        if not self._scheduled and self._pending and len(self._running) < self.in_flight:
+            self._scheduled = True
+            loop.call_soon(self._start)
+
+    def _start(self) -> None:
+        self._scheduled = False
+        loop = asyncio.get_running_loop()
         batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
-        if self._pending:
-            asyncio.get_running_loop().call_soon(self._drain)  # after the loop polls again
-        else:
-            self._scheduled = False
+        if not batch:
+            return
         self.batches += 1
         self.envelopes += len(batch)
+        task = loop.create_task(self._batch(batch))
+        self._running.add(task)
+        task.add_done_callback(self._done)
+        self._next(loop)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._running.discard(task)
+        self._next(task.get_loop())  # what arrived while every batch slot was taken
+
+    async def _batch(self, batch: list[_Item]) -> None:
         try:
-            outcomes = self._commit(batch, self._run(batch))
+            outcomes = await self._commit(await self._run(batch))
         except Exception as exc:  # a bug here must not lose an answer
             log.exception("batch failed", error=type(exc).__name__)
             outcomes = [Processed(env, exc) for env, _s, _f in batch]
@@ -78,23 +98,27 @@ class Batcher:
             if not future.done():  # a cancelled request (the client went away) is skipped
                 future.set_result(outcome)
 
-    def _run(self, batch: list[_Item]) -> list[Processed]:
+    async def _run(self, batch: list[_Item]) -> list[Processed]:
         """Run each group of envelopes that share a list of stages, keeping their order."""
         outcomes: list[Processed | None] = [None] * len(batch)
         groups: dict[int, tuple[Sequence[Stage], list[int]]] = {}
         for i, (_env, stages, _future) in enumerate(batch):
             groups.setdefault(id(stages), (stages, []))[1].append(i)
         for stages, members in groups.values():
-            results = run_many(stages, [batch[i][0] for i in members], self.ctx)
+            results = await run_many(stages, [batch[i][0] for i in members], self.ctx)
             for i, (env, error) in zip(members, results):
                 outcomes[i] = Processed(env, error)
         return outcomes  # type: ignore[return-value]
 
-    def _commit(self, batch: list[_Item], outcomes: list[Processed]) -> list[Processed]:
+    async def _commit(self, outcomes: list[Processed]) -> list[Processed]:
         """The outboxes of the envelopes that passed, in one group commit."""
         ready = [i for i, p in enumerate(outcomes)
                  if p.error is None and p.envelope.outbox is not None]
-        failures = store.commit_many(self.ctx.redis, [outcomes[i].envelope.outbox for i in ready])
+        boxes = [outcomes[i].envelope.outbox for i in ready]
+        if self.ctx.aredis is not None:
+            failures = await store.commit_many_async(self.ctx.aredis, boxes)
+        else:
+            failures = store.commit_many(self.ctx.redis, boxes)
         for i, failure in zip(ready, failures):
             if failure is not None:
                 outcomes[i] = Processed(outcomes[i].envelope, failure)

@@ -56,6 +56,7 @@ class Envelope:
     unread: tuple[str, ...] = ()  # input fields no mapping rule read
     merge: dict[str, Any] | None = None  # ADT^A40: identifiers that belong to one person
     visit: OutpatientVisit | None = None
+    visit_json: bytes = b""  # the canonical JSON ``visit`` was read from, as sent (parse stage)
     identity: Identity | None = None
     translated: Translated | None = None
     bundle: dict[str, Any] | None = None

@@ -9,7 +9,7 @@ runs it with :func:`run`. A stage is ``stage(envelope, context) -> envelope``; i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,9 +29,10 @@ from gateway.stages import (
 )
 
 Stage = Callable[[Envelope, "Context"], Envelope]
-# A stage's batch form: one result per envelope, in order — the next envelope, or the
-# exception that stopped that one (the others go on).
-BatchStage = Callable[[list[Envelope], "Context"], list["Envelope | Exception"]]
+# A stage's batch form (a coroutine: it may wait for Redis while the event loop goes on):
+# one result per envelope, in order — the next envelope, or the exception that stopped
+# that one (the others go on).
+BatchStage = Callable[[list[Envelope], "Context"], Awaitable[list["Envelope | Exception"]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class Context:
     empi: Any = None  # gateway.identity.empi.Empi; None when converting offline
     card_status: Any = None  # gateway.identity.card_status.CardStatusStore
     local_maps: Any = None  # terminology.local_maps.LocalMaps: the hospitals' own code maps
+    aredis: Any = None  # an asyncio client for batch forms and group commits (no retries)
 
 
 HTTP_PIPELINE: tuple[Stage, ...] = (
@@ -84,8 +86,8 @@ def run(stages: Sequence[Stage], envelope: Envelope, context: Context) -> Envelo
     return envelope
 
 
-def run_many(stages: Sequence[Stage], envelopes: Sequence[Envelope],
-             context: Context) -> list[tuple[Envelope, Exception | None]]:
+async def run_many(stages: Sequence[Stage], envelopes: Sequence[Envelope],
+                   context: Context) -> list[tuple[Envelope, Exception | None]]:
     """:func:`run` for a batch, stage by stage (a stage's batch form where it has one). Per
     envelope: the last envelope it reached, and the exception that stopped it (None when
     every stage passed). One envelope's failure never stops another."""
@@ -98,7 +100,7 @@ def run_many(stages: Sequence[Stage], envelopes: Sequence[Envelope],
         many = BATCHED.get(stage)
         if many is not None:
             try:
-                results = many([last[i] for i in live], context)
+                results = await many([last[i] for i in live], context)
             except Exception as exc:  # e.g. Redis unreachable: every envelope of the batch
                 results = [exc] * len(live)
         else:

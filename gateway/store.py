@@ -1,7 +1,8 @@
 """Everything the gateway keeps in Redis, and the names it keeps it under.
 
     gw:visit:{tid}        hash  the tracking record: status, org, visit_no, outcome, receipt:<dest>
-    gw:q:{dest}:{shard}   stream  payloads waiting for a destination (consumer group "delivery"):
+    gw:q:{dest}:{shard}   stream  payloads waiting for a destination (consumer group "delivery";
+                          Zstandard-compressed, gateway/compression.py):
                           a FHIR Bundle, or the canonical visit for HL7 v2 receivers
     gw:dlq:{dest}         stream  dead letters, with the receiver's OperationOutcome
     gw:lease:{dest}:{shard}  string  which worker owns a shard (per-patient order)
@@ -226,6 +227,28 @@ def commit_many(r: redis.Redis, boxes: list[Outbox]) -> list[Exception | None]:
         if conn is not None:
             pool.release(conn)
     return results
+
+
+async def commit_many_async(ar: Any, boxes: list[Outbox]) -> list[Exception | None]:
+    """:func:`commit_many` on an asyncio client (the event loop goes on while Redis syncs).
+    ``ar`` must not retry (``Retry(NoBackoff(), 0)``): a write may have been applied before
+    the connection broke, and must not be applied twice."""
+    if not boxes:
+        return []
+    cmds = [_script_args(box) for box in boxes]
+    try:
+        for _attempt in range(2):
+            pipe = ar.pipeline(transaction=False)
+            for cmd in cmds:
+                pipe.execute_command(*cmd)
+            replies = await pipe.execute(raise_on_error=False)
+            if not any(isinstance(x, redis.exceptions.NoScriptError) for x in replies):
+                break
+            await ar.script_load(_SCRIPT)  # the server lost the script: none ran
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        return [exc] * len(boxes)
+    return [x if isinstance(x, Exception) else None if x == 1 else
+            AlreadySeen("written before (its unless key is there)") for x in replies]
 
 
 async def commit_async(r: Any, box: Outbox) -> None:

@@ -103,13 +103,22 @@ def test_batch_resolve_loads_the_script_again_after_a_flush(redis_server):
     assert out[0].created and not out[1].created and out[0].person_id == out[1].person_id
 
 
-def _ctx(url: str) -> tuple[Context, str]:
+def _ctx(url: str, aio: bool = False) -> tuple[Context, str]:
+    """A context like the app's; ``aio``: with its asyncio client for the batch forms and
+    the group commit (no retries), else their blocking forms."""
     r = redis.Redis.from_url(url)
     keys = KeyStore(r)
     key = keys.create(ORG, "test")
     settings = Settings(redis_url=url, regional_fhir_url="http://127.0.0.1:9/fhir")
+    aredis = None
+    if aio:
+        import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        aredis = aioredis.Redis.from_url(url, retry=Retry(NoBackoff(), 0))
     return Context(settings=settings, redis=r, keys=keys, orgs=OrgRegistry(r), empi=Empi(r),
-                   card_status=CardStatusStore(r), local_maps=LocalMaps(r)), key
+                   card_status=CardStatusStore(r), local_maps=LocalMaps(r), aredis=aredis), key
 
 
 def _env(key: str, visit: dict) -> Envelope:
@@ -127,8 +136,8 @@ def test_run_many_stops_only_the_envelope_that_fails(redis_server):
     ctx, key = _ctx(redis_server.url)
     bad = _visit("V2")
     bad["patient"]["cards"][0]["value"] = "110101198506150018"  # wrong check digit
-    results = run_many(HTTP_PIPELINE, [_env(key, _visit("V1")), _env(key, bad),
-                                       _env(key, _visit("V3", CID2))], ctx)
+    results = asyncio.run(run_many(HTTP_PIPELINE, [_env(key, _visit("V1")), _env(key, bad),
+                                                   _env(key, _visit("V3", CID2))], ctx))
     (e1, x1), (e2, x2), (e3, x3) = results
     assert x1 is None and x3 is None and e1.outbox is not None and e3.outbox is not None
     assert isinstance(x2, errors.GatewayError) and x2.status == 422
@@ -136,9 +145,11 @@ def test_run_many_stops_only_the_envelope_that_fails(redis_server):
     assert e1.identity.person_id != e3.identity.person_id
 
 
-def test_batcher_takes_concurrent_submissions_together_in_order(redis_server):
-    ctx, key = _ctx(redis_server.url)
-    batcher = Batcher(ctx)
+@pytest.mark.parametrize("aio,max_batch", [(True, 64), (False, 64), (True, 3)],
+                         ids=["asyncio-client", "blocking-client", "many-batches-in-flight"])
+def test_batcher_takes_concurrent_submissions_together(redis_server, aio, max_batch):
+    ctx, key = _ctx(redis_server.url, aio)
+    batcher = Batcher(ctx, max_batch=max_batch)
     envs = [_env(key, _visit(f"V{i:03d}", CID if i % 2 else CID2)) for i in range(40)]
     bad = _visit("BAD")
     bad["visit_time"] = "not a time"
@@ -148,27 +159,48 @@ def test_batcher_takes_concurrent_submissions_together_in_order(redis_server):
         return await asyncio.gather(*(batcher.process(e, HTTP_PIPELINE) for e in envs))
 
     outcomes = asyncio.run(main())
-    assert batcher.envelopes == 41 and batcher.batches < 41 // 4  # taken together
+    assert batcher.envelopes == 41  # taken together, at most max_batch at a time
+    assert batcher.batches == -(-41 // max_batch)
     rejected = [o for o in outcomes if o.error is not None]
     assert len(rejected) == 1 and rejected[0].envelope.tracking_id == envs[7].tracking_id
     assert any(i["expression"] == ["visit_time"] for i in rejected[0].error.outcome["issue"])
     r = ctx.redis
-    for o in outcomes:
-        if o.error is None:
-            assert r.hget(store.visit_key(o.envelope.tracking_id), "status") == b"queued"
-    # each patient's visits are in their shard's stream in the order they were handed in
-    by_person: dict[str, list[str]] = {}
-    for o in outcomes:
-        if o.error is None:
-            by_person.setdefault(o.envelope.identity.person_id, []).append(o.envelope.tracking_id)
-    for person, tids in by_person.items():
-        stream = store.stream_key("regional", store.shard_of(person, ctx.settings.delivery_shards))
-        queued = [e[1][b"tid"].decode() for e in r.xrange(stream) if e[1][b"person"] == person.encode()]
-        assert queued == tids
+    accepted = [o.envelope for o in outcomes if o.error is None]
+    for env in accepted:
+        assert r.hget(store.visit_key(env.tracking_id), "status") == b"queued"
+    queued: dict[str, list[str]] = {}  # person → tracking ids, in stream order
+    for shard in range(ctx.settings.delivery_shards):
+        for _id, fields in r.xrange(store.stream_key("regional", shard)):
+            queued.setdefault(fields[b"person"].decode(), []).append(fields[b"tid"].decode())
+    assert sorted(t for ts in queued.values() for t in ts) == sorted(e.tracking_id for e in accepted)
+    if max_batch == 64:  # one batch: in the order handed in
+        for person, tids in queued.items():
+            assert tids == [e.tracking_id for e in accepted if e.identity.person_id == person]
 
 
-def test_batcher_answers_every_submission_when_redis_is_away(redis_server):
-    ctx, key = _ctx(redis_server.url)
+def test_a_patients_visits_sent_one_after_the_other_are_queued_in_that_order(redis_server):
+    ctx, key = _ctx(redis_server.url, aio=True)
+    batcher = Batcher(ctx)
+
+    async def main():
+        others = [asyncio.ensure_future(batcher.process(_env(key, _visit(f"O{i}", CID2)),
+                                                        HTTP_PIPELINE)) for i in range(20)]
+        mine = []
+        for i in range(6):  # each waits for the one before, as a sender needing order does
+            mine.append(await batcher.process(_env(key, _visit(f"M{i}")), HTTP_PIPELINE))
+        await asyncio.gather(*others)
+        return mine
+
+    mine = asyncio.run(main())
+    person = mine[0].envelope.identity.person_id
+    stream = store.stream_key("regional", store.shard_of(person, ctx.settings.delivery_shards))
+    queued = [f[b"tid"].decode() for _i, f in ctx.redis.xrange(stream) if f[b"person"] == person.encode()]
+    assert queued == [o.envelope.tracking_id for o in mine]
+
+
+@pytest.mark.parametrize("aio", [True, False], ids=["asyncio-client", "blocking-client"])
+def test_batcher_answers_every_submission_when_redis_is_away(redis_server, aio):
+    ctx, key = _ctx(redis_server.url, aio)
     batcher = Batcher(ctx)
     envs = [_env(key, _visit(f"V{i}")) for i in range(3)]
     ctx.keys.lookup(key)  # the key is known (cached) before Redis goes away
@@ -194,7 +226,7 @@ def test_outbox_commands_round_trip_through_the_group_commit(redis_server):
 
 @pytest.mark.parametrize("n", [1, 5])
 def test_a_lone_submission_is_not_kept_waiting_for_company(redis_server, n):
-    ctx, key = _ctx(redis_server.url)
+    ctx, key = _ctx(redis_server.url, aio=True)
     batcher = Batcher(ctx)
 
     async def main():
@@ -246,3 +278,20 @@ def test_async_commit_writes_the_same_way(redis_server):
     asyncio.run(main())
     r = redis.Redis.from_url(redis_server.url)
     assert r.hget(store.visit_key("c1"), "status") == b"queued" and not r.exists(store.visit_key("c2"))
+
+
+def test_submissions_that_wait_for_a_batch_slot_are_taken_when_one_frees(redis_server):
+    """With every batch slot taken, what arrives meanwhile starts as soon as one ends."""
+    ctx, key = _ctx(redis_server.url, aio=True)
+    batcher = Batcher(ctx, max_batch=2, in_flight=1)
+
+    async def main():
+        first = [asyncio.ensure_future(batcher.process(_env(key, _visit(f"W{i}")), HTTP_PIPELINE))
+                 for i in range(2)]
+        await asyncio.sleep(0)  # the first batch starts; the rest arrive while it runs
+        later = [asyncio.ensure_future(batcher.process(_env(key, _visit(f"L{i}")), HTTP_PIPELINE))
+                 for i in range(5)]
+        return await asyncio.wait_for(asyncio.gather(*first, *later), 20)
+
+    outcomes = asyncio.run(main())
+    assert all(o.error is None for o in outcomes) and batcher.batches == 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from datetime import datetime, timezone
 
@@ -206,3 +207,31 @@ def test_date_verdicts_agree_with_the_models(value, where):
     except ValidationError:
         models_ok = False
     assert (validate_bundle(bundle) == []) == models_ok
+
+
+def test_payload_compression_round_trips_and_reads_what_was_queued_before():
+    from gateway import compression
+
+    bundle = json.dumps({"resourceType": "Bundle", "entry": [{"fullUrl": "urn:uuid:x" * 50}]}).encode()
+    packed = compression.pack(bundle)
+    assert packed[:4] == compression.MAGIC and len(packed) < len(bundle) / 4
+    assert compression.unpack(packed) == bundle
+    assert compression.unpack(bundle) == bundle  # queued before payloads were compressed
+    assert compression.unpack(b"MSH|^~\\&|") == b"MSH|^~\\&|"
+
+
+def test_settlement_copies_written_with_zlib_before_are_still_read(redis_server):
+    import zlib
+
+    import redis as redis_lib
+
+    from gateway.insurance import visits
+
+    r = redis_lib.Redis.from_url(redis_server.url)
+    raw = b'{"visit_no": "MZ1", "name": "\xe5\xbc\xa0\xe4\xb8\x89"}'
+    r.set(visits.key("old"), zlib.compress(raw, 1))
+    assert visits.load(r, "old") == raw
+    from gateway import compression
+
+    r.set(visits.key("new"), compression.pack(raw))
+    assert visits.load(r, "new") == raw and visits.load(r, "none") is None

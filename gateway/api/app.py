@@ -12,6 +12,8 @@ from typing import Any
 import orjson
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -99,9 +101,12 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
     """The gateway API on the given Redis. Delivery workers run inside unless disabled."""
     r = redis.Redis.from_url(redis_url, max_connections=64)
     ar = aioredis.Redis.from_url(redis_url, max_connections=64)
+    # the batcher's client: what it writes is never sent twice (no retries, see store.py)
+    batch_redis = aioredis.Redis.from_url(redis_url, max_connections=64,
+                                          retry=AsyncRetry(NoBackoff(), 0))
     keys = KeyStore(r)
     ctx = Context(settings=settings, redis=r, keys=keys, orgs=OrgRegistry(r), empi=Empi(r),
-                  card_status=CardStatusStore(r), local_maps=LocalMaps(r))
+                  card_status=CardStatusStore(r), local_maps=LocalMaps(r), aredis=batch_redis)
     run_workers = settings.workers if workers is None else workers
     state: dict[str, Any] = {}
     batcher = Batcher(ctx, max_batch=settings.ingest_batch)
@@ -147,6 +152,7 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
                 metrics.unregister(collector)
             r.close()
             await ar.aclose()
+            await batch_redis.aclose()
 
     ingest = VisitIngest(settings.max_body_bytes, _process_later)
     app = _App(

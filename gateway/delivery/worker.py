@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from gateway import metrics, store
+from gateway import compression, metrics, store
 from gateway.delivery.transports import transport_for
 from gateway.logging import get_logger
 from gateway.settings import Settings
@@ -161,12 +161,13 @@ class Destination:
                        stop: asyncio.Event) -> None:
         tid = fields[b"tid"].decode()
         enqueued = float(fields[b"enqueued"])
-        payload = fields[b"payload"]
+        payload = fields[b"payload"]  # as queued: compressed (gateway/compression.py)
+        content = compression.unpack(payload)
         attempts = 0
         while True:
             attempts += 1
             self.alive_at = time.monotonic()
-            attempt = await self.transport.send(payload, tid)
+            attempt = await self.transport.send(content, tid)
             if attempt.result == "delivered":
                 await self._finish(stream, entry_id, tid, "delivered", attempts, attempt.details)
                 metrics.DELIVERED.labels(self.name, "delivered").inc()

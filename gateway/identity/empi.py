@@ -106,6 +106,24 @@ def _parsed(reply: Any) -> Resolution | Exception:
     return reply if isinstance(reply, Exception) else _resolution(reply)
 
 
+def _requests(requests: list[dict[str, Any]]) -> tuple[list, list[bytes]]:
+    """Per request its refusal (or None: asked), and the script arguments of those asked."""
+    out: list[Exception | None] = []
+    args: list[bytes] = []
+    for req in requests:
+        try:
+            args.append(_request(**req))
+            out.append(None)
+        except EmpiError as exc:
+            out.append(exc)
+    return out, args
+
+
+def _answers(out: list, replies: list) -> list[Resolution | Exception]:
+    it = iter(replies)
+    return [x if x is not None else _parsed(next(it)) for x in out]
+
+
 class Empi:
     def __init__(self, r: redis.Redis):
         self.r = r
@@ -125,20 +143,24 @@ class Empi:
         """Several :meth:`resolve` calls (their keyword arguments) in one round trip; each
         runs as its own script, in order, so the outcome is the one they would have one
         after the other. A request that fails gives its exception in its place."""
-        out: list[Resolution | Exception] = []
-        args: list[bytes] = []
-        for req in requests:
-            try:
-                args.append(_request(**req))
-            except EmpiError as exc:
-                out.append(exc)
-                continue
-            out.append(None)  # type: ignore[arg-type]  (filled below)
-        if args:
-            replies = self._evalsha_many(args)
-            it = iter(replies)
-            out = [x if x is not None else _parsed(next(it)) for x in out]
-        return out
+        out, args = _requests(requests)
+        return _answers(out, self._evalsha_many(args) if args else [])
+
+    async def resolve_many_async(self, ar: Any, requests: list[dict[str, Any]]
+                                 ) -> list[Resolution | Exception]:
+        """:meth:`resolve_many` on an asyncio client ``ar`` (the event loop goes on)."""
+        out, args = _requests(requests)
+        if not args:
+            return _answers(out, [])
+        for _attempt in range(2):
+            pipe = ar.pipeline(transaction=False)
+            for a in args:
+                pipe.evalsha(self._resolve.sha, 0, a)
+            replies = await pipe.execute(raise_on_error=False)
+            if not any(isinstance(x, redis.exceptions.NoScriptError) for x in replies):
+                break
+            await ar.script_load(self._resolve.script)  # none ran: load it, then again
+        return _answers(out, replies)
 
     def _evalsha_many(self, args: list[bytes]) -> list[Any]:
         """The resolve script once per argument, pipelined (without the SCRIPT EXISTS round

@@ -31,9 +31,10 @@ def run(env: Envelope, ctx) -> Envelope:
     return _resolved(env, found, ctx.empi.resolve(**_request(env, ctx, found)))
 
 
-def run_many(envs: list[Envelope], ctx) -> list[Envelope | Exception]:
+async def run_many(envs: list[Envelope], ctx) -> list[Envelope | Exception]:
     """:func:`run` for a batch: every visit's person resolved in one round trip to the
-    index (each resolution its own script, in order: the same outcome as one by one)."""
+    index (each resolution its own script, in order: the same outcome as one by one), on
+    the asyncio client when the context has one (``ctx.aredis``)."""
     if ctx.empi is None:
         return [_caught(run, env, ctx) for env in envs]
     out: list[Envelope | Exception | None] = []
@@ -49,7 +50,9 @@ def run_many(envs: list[Envelope], ctx) -> list[Envelope | Exception]:
         except errors.GatewayError as err:
             out.append(err)
     if pending:
-        resolutions = ctx.empi.resolve_many([req for _i, _f, req in pending])
+        requests = [req for _i, _f, req in pending]
+        resolutions = await ctx.empi.resolve_many_async(ctx.aredis, requests) \
+            if ctx.aredis is not None else ctx.empi.resolve_many(requests)
         for (i, found, _req), res in zip(pending, resolutions):
             out[i] = res if isinstance(res, Exception) else _caught(_resolved, envs[i], found, res)
     return out  # type: ignore[return-value]

@@ -32,4 +32,4 @@ def run(env: Envelope, ctx) -> Envelope:
         raise errors.forbidden(
             f"this API key belongs to organisation {env.sender.org!r}; it may not submit "
             f"visits of {visit.org.code!r}", "org.code")
-    return env.with_(visit=visit)
+    return env.with_(visit=visit, visit_json=env.raw)

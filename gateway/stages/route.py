@@ -4,7 +4,7 @@ transaction and only then accepts the visit."""
 
 from __future__ import annotations
 
-from gateway import store
+from gateway import compression, store
 from gateway.envelope import Envelope
 from gateway.insurance.visits import mark as settlement_copy
 from gateway.jsonio import dumps
@@ -26,15 +26,15 @@ def run(env: Envelope, ctx) -> Envelope:
         if not targets and ctx.settings.policy_for("*") == "quarantine":
             held = ("*",)
         targets = {d: u for d, u in targets.items() if d not in held}
-    payloads: dict[str, bytes] = {}
+    payloads: dict[str, bytes] = {}  # compressed (gateway/compression.py)
     bundle = visit = None
     for dest, url in targets.items():
         if url.startswith("mllp://"):  # HL7 v2 receivers: the worker writes the messages
-            visit = visit or dumps({"event": env.event,
-                                    "visit": env.visit.model_dump(mode="json", exclude_none=True)})
+            visit = visit or compression.pack(dumps({
+                "event": env.event, "visit": env.visit.model_dump(mode="json", exclude_none=True)}))
             payloads[dest] = visit
         else:
-            bundle = bundle or dumps(env.bundle)
+            bundle = bundle or compression.pack(dumps(env.bundle))
             payloads[dest] = bundle
     dests = tuple(payloads)
     box = store.visit_outbox(
