@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import socket
 from typing import Any
@@ -21,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway import errors, metrics, store
+from gateway import errors, metrics, store, warmup
 from gateway.api.adapters import router as adapters_router
 from gateway.api.identity import router as identity_router
 from gateway.api.ingest import PATH, VisitIngest, bearer
@@ -116,11 +115,7 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
-        # Fewer, cheaper collections: what start-up built is frozen out of the collector's
-        # sight, and young generations are collected less often (allocation-heavy requests).
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(20_000, 20, 50)
+        warmup.prepare()  # compiled checkers and plans built, then frozen out of gc's sight
         collector = metrics.register_queue_depth(r, settings)
         if run_workers and settings.destinations():
             state["workers"] = Workers(settings, redis_url, worker_id=worker_id)
