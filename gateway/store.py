@@ -25,6 +25,7 @@ import orjson
 import redis
 
 from gateway.jsonio import dumps
+from gateway.redis_async import evalsha_many
 
 GROUP = "delivery"
 
@@ -231,20 +232,12 @@ def commit_many(r: redis.Redis, boxes: list[Outbox]) -> list[Exception | None]:
 
 async def commit_many_async(ar: Any, boxes: list[Outbox]) -> list[Exception | None]:
     """:func:`commit_many` on an asyncio client (the event loop goes on while Redis syncs).
-    ``ar`` must not retry (``Retry(NoBackoff(), 0)``): a write may have been applied before
-    the connection broke, and must not be applied twice."""
+    ``ar`` must not retry (``gateway.redis_async.unretried``): a write may have been applied
+    before the connection broke, and must not be applied twice."""
     if not boxes:
         return []
-    cmds = [_script_args(box) for box in boxes]
     try:
-        for _attempt in range(2):
-            pipe = ar.pipeline(transaction=False)
-            for cmd in cmds:
-                pipe.execute_command(*cmd)
-            replies = await pipe.execute(raise_on_error=False)
-            if not any(isinstance(x, redis.exceptions.NoScriptError) for x in replies):
-                break
-            await ar.script_load(_SCRIPT)  # the server lost the script: none ran
+        replies = await evalsha_many(ar, [_script_args(box) for box in boxes], _SCRIPT)
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
         return [exc] * len(boxes)
     return [x if isinstance(x, Exception) else None if x == 1 else
@@ -253,14 +246,9 @@ async def commit_many_async(ar: Any, boxes: list[Outbox]) -> list[Exception | No
 
 async def commit_async(r: Any, box: Outbox) -> None:
     """Write an outbox atomically (asyncio client): other requests run while Redis syncs."""
-    cmd = _script_args(box)
-    try:
-        written = await r.execute_command(*cmd)
-    except redis.exceptions.NoScriptError:
-        await r.script_load(_SCRIPT)
-        written = await r.execute_command(*cmd)
-    if written != 1:
-        raise AlreadySeen("written before (its unless key is there)")
+    failure = (await commit_many_async(r, [box]))[0]
+    if failure is not None:
+        raise failure
 
 
 def overall_status(record_status: str, receipts: dict[str, dict[str, Any]]) -> str:

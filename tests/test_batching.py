@@ -112,11 +112,9 @@ def _ctx(url: str, aio: bool = False) -> tuple[Context, str]:
     settings = Settings(redis_url=url, regional_fhir_url="http://127.0.0.1:9/fhir")
     aredis = None
     if aio:
-        import redis.asyncio as aioredis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
+        from gateway.redis_async import unretried
 
-        aredis = aioredis.Redis.from_url(url, retry=Retry(NoBackoff(), 0))
+        aredis = unretried(url)
     return Context(settings=settings, redis=r, keys=keys, orgs=OrgRegistry(r), empi=Empi(r),
                    card_status=CardStatusStore(r), local_maps=LocalMaps(r), aredis=aredis), key
 

@@ -11,8 +11,6 @@ from typing import Any
 import orjson
 import redis
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import NoBackoff
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -20,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway import errors, metrics, store, warmup
+from gateway import errors, metrics, redis_async, store, warmup
 from gateway.api.adapters import router as adapters_router
 from gateway.api.identity import router as identity_router
 from gateway.api.ingest import PATH, VisitIngest, bearer
@@ -100,9 +98,8 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
     """The gateway API on the given Redis. Delivery workers run inside unless disabled."""
     r = redis.Redis.from_url(redis_url, max_connections=64)
     ar = aioredis.Redis.from_url(redis_url, max_connections=64)
-    # the batcher's client: what it writes is never sent twice (no retries, see store.py)
-    batch_redis = aioredis.Redis.from_url(redis_url, max_connections=64,
-                                          retry=AsyncRetry(NoBackoff(), 0))
+    # the batcher's client: what it writes is never sent twice (gateway/redis_async.py)
+    batch_redis = redis_async.unretried(redis_url, max_connections=64)
     keys = KeyStore(r)
     ctx = Context(settings=settings, redis=r, keys=keys, orgs=OrgRegistry(r), empi=Empi(r),
                   card_status=CardStatusStore(r), local_maps=LocalMaps(r), aredis=batch_redis)

@@ -34,6 +34,7 @@ import redis
 from pypinyin import lazy_pinyin
 
 from gateway.identifiers import CardType, deterministic_id
+from gateway.redis_async import evalsha_many
 
 HERE = Path(__file__).parent
 STRONG = frozenset({CardType.CITIZEN_ID, CardType.SSC_CARD_NO, CardType.SSC_CARD_ID,
@@ -152,14 +153,8 @@ class Empi:
         out, args = _requests(requests)
         if not args:
             return _answers(out, [])
-        for _attempt in range(2):
-            pipe = ar.pipeline(transaction=False)
-            for a in args:
-                pipe.evalsha(self._resolve.sha, 0, a)
-            replies = await pipe.execute(raise_on_error=False)
-            if not any(isinstance(x, redis.exceptions.NoScriptError) for x in replies):
-                break
-            await ar.script_load(self._resolve.script)  # none ran: load it, then again
+        replies = await evalsha_many(ar, [["EVALSHA", self._resolve.sha, 0, a] for a in args],
+                                     self._resolve.script)
         return _answers(out, replies)
 
     def _evalsha_many(self, args: list[bytes]) -> list[Any]:
