@@ -149,7 +149,9 @@ def bench_mllp(n: int, clients: int, processes: int) -> None:
                 pids = {"gateway": cpu.tree(proc.pid), "redis": [server.proc.pid],
                         "clients": [os.getpid()]}
                 before = {k: cpu.seconds(p) for k, p in pids.items()}
+                batched = _batches(port)
                 seconds, lat, codes = asyncio.run(run(timed))
+                batched = [b - a for a, b in zip(batched, _batches(port))]
                 used = {k: (cpu.seconds(p) - before[k]) * 1000 / len(timed)
                         for k, p in pids.items()}
             speed.append(_hl7apy_rate(msgs[30:60]))
@@ -159,7 +161,8 @@ def bench_mllp(n: int, clients: int, processes: int) -> None:
                   "redis appendfsync=always)")
             print(f"  {count / seconds:8.0f} messages/s   p50 {lat[len(lat) // 2] * 1e3:.1f} ms   "
                   f"p99 {lat[int(len(lat) * 0.99)] * 1e3:.1f} ms   acks {codes}")
-            print("  CPU per message: " + ", ".join(f"{k} {ms:.2f} ms" for k, ms in used.items()))
+            print("  CPU per message: " + ", ".join(f"{k} {ms:.2f} ms" for k, ms in used.items())
+                  + f"; {batched[0] / max(batched[1], 1):.1f} messages per batch on average")
             base = statistics.mean(speed)
             print(f"  machine speed: hl7apy parse_message {speed[0]:.0f} / {speed[1]:.0f} messages/s "
                   f"just before / after; MLLP = {count / seconds / base:.1f}x that "
@@ -169,6 +172,21 @@ def bench_mllp(n: int, clients: int, processes: int) -> None:
             proc.wait(20)
             log.close()
             server.stop()
+
+
+def _batches(port: int) -> tuple[float, float]:
+    """(messages, batches) so far: the gateway's ``gateway_ingest_batch_size`` histogram."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("gateway_ingest_batch_size_sum", "gateway_ingest_batch_size_count"):
+            found[name] = float(value)
+    return (found.get("gateway_ingest_batch_size_sum", 0.0),
+            found.get("gateway_ingest_batch_size_count", 0.0))
 
 
 def main() -> None:

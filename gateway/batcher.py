@@ -31,7 +31,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from gateway import store
+from gateway import metrics, store
 from gateway.envelope import Envelope
 from gateway.logging import get_logger
 from gateway.pipeline import Context, Stage, run_many
@@ -79,6 +79,7 @@ class Batcher:
             return
         self.batches += 1
         self.envelopes += len(batch)
+        metrics.INGEST_BATCH.observe(len(batch))
         task = loop.create_task(self._batch(batch))
         self._running.add(task)
         task.add_done_callback(self._done)

@@ -24,6 +24,9 @@ RETRIES = Counter("gateway_delivery_retries_total", "Delivery attempts that will
 INGEST_LATENCY = Histogram(
     "gateway_ingest_seconds", "Time from request to durable acceptance",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+INGEST_BATCH = Histogram(
+    "gateway_ingest_batch_size", "Submissions run and committed together (one batch)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 DELIVERY_LATENCY = Histogram(
     "gateway_delivery_seconds", "Time from acceptance to delivery", ["destination"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600))

@@ -4,6 +4,16 @@ It lives under ``<data dir>/redis`` with the append-only file on and ``appendfsy
 always``, so a visit answered 202 is on disk. Its port is written to ``redis/port`` so
 the CLI (``gateway keys create``) finds a running one, or starts one for the command.
 A supervisor thread restarts it if it dies.
+
+``DURABLE`` is its configuration (also the one to give a Redis of your own). The gateway
+writes much more than it keeps — queued entries leave the streams once delivered — so the
+append-only file grows about 5 KB per visit while the data stays small. Redis rewrites
+the file when it has doubled since the last rewrite, and at least reached
+``auto-aof-rewrite-min-size``: at Redis's 64 MB that is every 10-20 s at 1,000 visits/s,
+each rewrite a fork (the server stands still for milliseconds) and about a second of a
+core — latency for everything in flight. At 1 GB it is every few minutes, the file
+stays under about 2 GB. ``rdbcompression no``: the rewrite's snapshot does not try LZF
+on payloads that are Zstandard already (half the rewrite's CPU).
 """
 
 from __future__ import annotations
@@ -23,6 +33,9 @@ from gateway.logging import get_logger
 from gateway.settings import Settings
 
 log = get_logger(__name__)
+
+DURABLE = ("--appendonly", "yes", "--appendfsync", "always", "--save", "",
+           "--auto-aof-rewrite-min-size", "1gb", "--rdbcompression", "no")
 
 
 class EmbeddedRedis:
@@ -69,8 +82,7 @@ class EmbeddedRedis:
         self.port = self.port or free_port()
         self.proc = spawn(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-             "--daemonize", "no", "--logfile", str(self.dir / "redis.log")],
+             *DURABLE, "--daemonize", "no", "--logfile", str(self.dir / "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 20

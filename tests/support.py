@@ -15,6 +15,7 @@ import httpx
 import redis
 
 from gateway.children import free_port  # noqa: F401 - tests import it from here
+from gateway.redis_embedded import DURABLE
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,7 +35,8 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, what: s
 
 
 class RedisServer:
-    """A throwaway redis-server with AOF on, in a directory of its own."""
+    """A throwaway redis-server configured as the embedded one, in a directory of its own
+    (``appendfsync everysec``: the tests that need ``always`` set it)."""
 
     def __init__(self, directory: Path, port: int | None = None):
         self.directory = directory
@@ -51,7 +53,7 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no"],
+             *DURABLE, "--appendfsync", "everysec", "--daemonize", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         client = redis.Redis.from_url(self.url)

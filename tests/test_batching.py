@@ -156,9 +156,12 @@ def test_batcher_takes_concurrent_submissions_together(redis_server, aio, max_ba
     async def main():
         return await asyncio.gather(*(batcher.process(e, HTTP_PIPELINE) for e in envs))
 
+    sizes = _batch_sizes()
     outcomes = asyncio.run(main())
     assert batcher.envelopes == 41  # taken together, at most max_batch at a time
     assert batcher.batches == -(-41 // max_batch)
+    # what /metrics shows operators: gateway_ingest_batch_size (sum: submissions; count: batches)
+    assert [b - a for a, b in zip(sizes, _batch_sizes())] == [41, batcher.batches]
     rejected = [o for o in outcomes if o.error is not None]
     assert len(rejected) == 1 and rejected[0].envelope.tracking_id == envs[7].tracking_id
     assert any(i["expression"] == ["visit_time"] for i in rejected[0].error.outcome["issue"])
@@ -174,6 +177,13 @@ def test_batcher_takes_concurrent_submissions_together(redis_server, aio, max_ba
     if max_batch == 64:  # one batch: in the order handed in
         for person, tids in queued.items():
             assert tids == [e.tracking_id for e in accepted if e.identity.person_id == person]
+
+
+def _batch_sizes() -> tuple[float, float]:
+    from prometheus_client import REGISTRY
+
+    return (REGISTRY.get_sample_value("gateway_ingest_batch_size_sum"),
+            REGISTRY.get_sample_value("gateway_ingest_batch_size_count"))
 
 
 def test_a_patients_visits_sent_one_after_the_other_are_queued_in_that_order(redis_server):

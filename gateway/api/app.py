@@ -105,7 +105,7 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
                   card_status=CardStatusStore(r), local_maps=LocalMaps(r), aredis=batch_redis)
     run_workers = settings.workers if workers is None else workers
     state: dict[str, Any] = {}
-    batcher = Batcher(ctx, max_batch=settings.ingest_batch)
+    batcher = Batcher(ctx, max_batch=settings.ingest_batch, in_flight=settings.ingest_in_flight)
 
     async def _process_later(env: Envelope, stages) -> Envelope:
         return await _process(env, stages)

@@ -1,10 +1,20 @@
 -- Resolve-or-create, atomically: every presented identifier → one person.
--- ARGV[1] = JSON {ids: [[system, value, strong(0/1)], ...], new_id, now, who, attrs}
+-- ARGV (flat, no JSON to decode): now, who, new_id, cards_on ('' for none), n, then n
+-- times system, value, strong ('1' / '0'), then attribute name, value pairs.
 -- Rules (see empi.py): strong identifiers decide; other identifiers are linked to the
 -- person only when presented with a strong one; a person that only weak identifiers made
 -- (provisional) is merged into the strong person when a strong identifier and one of its
 -- identifiers are presented together; two different strong persons are never merged here.
-local req = cjson.decode(ARGV[1])
+local req = {now = ARGV[1], who = ARGV[2], new_id = ARGV[3], ids = {}, attrs = {}}
+if ARGV[4] ~= '' then req.cards_on = ARGV[4] end
+local n = tonumber(ARGV[5])
+for i = 1, n do
+  local b = 3 + 3 * i
+  req.ids[i] = {ARGV[b], ARGV[b + 1], ARGV[b + 2] == '1' and 1 or 0}
+end
+for j = 6 + 3 * n, #ARGV, 2 do
+  req.attrs[ARGV[j]] = ARGV[j + 1]
+end
 
 -- card status in force on req.cards_on (when given), read in the same round trip; a
 -- cancelled card refuses the visit before anything is written
@@ -27,13 +37,22 @@ end
 local strong_present = false
 local found = {}        -- person id → {strong = bool}
 local order = {}
-for _, id in ipairs(req.ids) do
+local linked_to = {}    -- identifier → the person id its key held (false: none)
+local keys = {}
+for i, id in ipairs(req.ids) do
+  keys[i] = P .. 'id:' .. id[1] .. '|' .. id[2]
+end
+local held = redis.call('MGET', unpack(keys))
+for i, id in ipairs(req.ids) do
   if id[3] == 1 then strong_present = true end
-  local pid = redis.call('GET', P .. 'id:' .. id[1] .. '|' .. id[2])
-  if pid then
-    pid = follow(pid)
+  local ref = id[1] .. '|' .. id[2]
+  local pid = held[i]
+  linked_to[ref] = pid or false
+  if pid and not found[pid] then  -- (a person's identifiers usually all hold its id)
+    local strong
+    pid, strong = follow_strong(pid)
     if not found[pid] then
-      found[pid] = {strong = redis.call('HGET', P .. 'person:' .. pid, 'strong') == '1'}
+      found[pid] = {strong = strong}
       table.insert(order, pid)
     end
   end
@@ -76,24 +95,31 @@ if strong_present then
 end
 
 -- link identifiers: all of them with a strong one present, else only to a new person
+-- (an identifier's key changes above only when it already held a person: read once)
 local linked = {}
-for _, id in ipairs(req.ids) do
-  local k = P .. 'id:' .. id[1] .. '|' .. id[2]
-  local current = redis.call('GET', k)
-  if not current and (strong_present or created) then
-    redis.call('SET', k, person)
-    redis.call('SADD', key .. ':ids', id[1] .. '|' .. id[2])
-    table.insert(linked, id[1] .. '|' .. id[2])
+if strong_present or created then
+  for _, id in ipairs(req.ids) do
+    local ref = id[1] .. '|' .. id[2]
+    if not linked_to[ref] then
+      linked_to[ref] = person
+      redis.call('SET', P .. 'id:' .. ref, person)
+      table.insert(linked, ref)
+    end
+  end
+  if #linked > 0 then
+    redis.call('SADD', key .. ':ids', unpack(linked))
   end
 end
 if #linked > 0 then
   redis.call('RPUSH', key .. ':history', cjson.encode(
     {event = created and 'created' or 'linked', identifiers = linked, at = req.now, by = req.who}))
 end
+local fields = {'updated', req.now}
 for field, value in pairs(req.attrs) do
-  redis.call('HSET', key, field, value)
+  table.insert(fields, field)
+  table.insert(fields, value)
 end
-redis.call('HSET', key, 'updated', req.now)
+redis.call('HSET', key, unpack(fields))
 if req.attrs.birth_date then
   redis.call('SADD', P .. 'dob:' .. req.attrs.birth_date, person)
 end

@@ -75,22 +75,20 @@ def _now() -> str:
 
 
 def _request(identifiers: list[tuple[str, str, str]], attrs: dict[str, str] | None = None,
-             who: str = "", cards_on: str | None = None) -> bytes:
-    """The resolve script's argument."""
+             who: str = "", cards_on: str | None = None) -> list[str]:
+    """The resolve script's arguments (flat: see ``empi.lua``)."""
     if not identifiers:
         raise EmpiError("no identifier")
     ctype, system, value = identifiers[0]
-    attrs = {k: v for k, v in (attrs or {}).items() if v}
-    if attrs.get("name"):
-        attrs["name_key"] = name_key(attrs["name"])
-    req = {
-        "ids": [[s, v, 1 if CardType(t) in STRONG else 0] for t, s, v in identifiers],
-        "new_id": deterministic_id(system, value), "now": _now(), "who": who,
-        "attrs": attrs or {"_": ""},
-    }
-    if cards_on:
-        req["cards_on"] = cards_on
-    return orjson.dumps(req)
+    args = [_now(), who, deterministic_id(system, value), cards_on or "", str(len(identifiers))]
+    for t, s, v in identifiers:
+        args += (s, v, "1" if CardType(t) in STRONG else "0")
+    for k, v in (attrs or {}).items():
+        if v:
+            args += (k, v)
+    if attrs and attrs.get("name"):
+        args += ("name_key", name_key(attrs["name"]))
+    return args
 
 
 def _resolution(reply: bytes) -> Resolution:
@@ -107,10 +105,10 @@ def _parsed(reply: Any) -> Resolution | Exception:
     return reply if isinstance(reply, Exception) else _resolution(reply)
 
 
-def _requests(requests: list[dict[str, Any]]) -> tuple[list, list[bytes]]:
+def _requests(requests: list[dict[str, Any]]) -> tuple[list, list[list[str]]]:
     """Per request its refusal (or None: asked), and the script arguments of those asked."""
     out: list[Exception | None] = []
-    args: list[bytes] = []
+    args: list[list[str]] = []
     for req in requests:
         try:
             args.append(_request(**req))
@@ -138,7 +136,7 @@ class Empi:
         """``identifiers``: (card type, system, value), strongest first. With ``cards_on``
         (an ISO date) each card's status in force that day is read in the same round trip
         (``card_status.py`` keeps them); a cancelled card stops there (``refused``)."""
-        return _resolution(self._resolve(args=[_request(identifiers, attrs, who, cards_on)]))
+        return _resolution(self._resolve(args=_request(identifiers, attrs, who, cards_on)))
 
     def resolve_many(self, requests: list[dict[str, Any]]) -> list[Resolution | Exception]:
         """Several :meth:`resolve` calls (their keyword arguments) in one round trip; each
@@ -153,11 +151,11 @@ class Empi:
         out, args = _requests(requests)
         if not args:
             return _answers(out, [])
-        replies = await evalsha_many(ar, [["EVALSHA", self._resolve.sha, 0, a] for a in args],
+        replies = await evalsha_many(ar, [["EVALSHA", self._resolve.sha, 0, *a] for a in args],
                                      self._resolve.script)
         return _answers(out, replies)
 
-    def _evalsha_many(self, args: list[bytes]) -> list[Any]:
+    def _evalsha_many(self, args: list[list[str]]) -> list[Any]:
         """The resolve script once per argument, pipelined (without the SCRIPT EXISTS round
         trip redis-py's pipelines add for registered scripts); loaded again if the server
         lost it (a restart without persistence), then every call is made again — when the
@@ -165,7 +163,7 @@ class Empi:
         for _attempt in range(2):
             pipe = self.r.pipeline(transaction=False)
             for a in args:
-                pipe.evalsha(self._resolve.sha, 0, a)
+                pipe.evalsha(self._resolve.sha, 0, *a)
             replies = pipe.execute(raise_on_error=False)
             if not any(isinstance(x, redis.exceptions.NoScriptError) for x in replies):
                 return replies

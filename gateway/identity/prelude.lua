@@ -10,3 +10,13 @@ local function follow(pid)
   end
   return pid
 end
+
+-- the same, with whether that person is strong (one read per person followed)
+local function follow_strong(pid)
+  for _ = 1, 32 do
+    local h = redis.call('HMGET', P .. 'person:' .. pid, 'merged_into', 'strong')
+    if not h[1] or h[1] == '' then return pid, h[2] == '1' end
+    pid = h[1]
+  end
+  return pid, redis.call('HGET', P .. 'person:' .. pid, 'strong') == '1'
+end
