@@ -48,7 +48,7 @@ _Item = tuple[Envelope, Sequence[Stage], asyncio.Future]
 
 
 class Batcher:
-    def __init__(self, ctx: Context, *, max_batch: int = 32, in_flight: int = 4):
+    def __init__(self, ctx: Context, *, max_batch: int = 32, in_flight: int = 2):
         self.ctx = ctx
         self.max_batch = max_batch
         self.in_flight = in_flight

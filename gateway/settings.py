@@ -30,7 +30,7 @@ class Settings(BaseSettings):
         32, ge=1, le=1024, description="submissions processed together at most, sharing their "
                                        "Redis round trips (1: one at a time)")
     ingest_in_flight: int = Field(
-        4, ge=1, le=64, description="batches of a process in progress at once (while one waits "
+        2, ge=1, le=64, description="batches of a process in progress at once (while one waits "
                                     "for Redis, the next is computed)")
 
     validation_memo: bool = Field(
