@@ -20,6 +20,7 @@ import pytest
 from gateway.convert import convert_envelope
 from gateway.jsonio import dumps
 from gateway.orgs import Org
+from gateway.visit import OutpatientVisit
 
 CASES = sorted(p for p in (Path(__file__).parent / "golden" / "hl7v2").iterdir() if p.is_dir())
 CLOCK = datetime(2026, 3, 1, 2, 0, 0, tzinfo=timezone.utc)
@@ -44,6 +45,10 @@ def test_golden_hl7v2(case: Path):
         return
     visit_json = env.visit.to_json(pretty=True) + b"\n"
     _check(case / "expected.visit.json", visit_json)
+    # the JSON the message mapped to, kept for settlement: read back, the same visit, every
+    # decimal digit kept (5.60 stays 5.60)
+    back = OutpatientVisit.model_validate_json(env.visit_json)
+    assert back == env.visit and back.to_json() == env.visit.to_json()
     _check(case / "expected.bundle.json", dumps(env.bundle, pretty=True) + b"\n")
 
 
