@@ -127,3 +127,24 @@ def test_card_status_is_read_with_the_resolution_and_a_cancelled_card_writes_not
                            cards_on="2026-03-01")
     assert refused.refused == 0 and refused.cards[0][0] == "cancelled"
     assert empi.lookup(card_system(T.HOSPITAL_CARD, "H1"), "NEW-1") is None  # nothing linked
+
+
+def test_a_patient_presented_as_before_writes_nothing(empi):
+    """A returning patient with the same identifiers and attributes is only read: nothing
+    for the append-only file (the call does not wait for its fsync). What changes is written,
+    with its index."""
+    changes = lambda: empi.r.info("persistence")["rdb_changes_since_last_save"]  # noqa: E731
+    cards = ids((T.CITIZEN_ID, CID, None), (T.HOSPITAL_CARD, "JZK1", "H1"))
+    attrs = {"name": "张伟", "birth_date": "1985-06-15", "sex": "1", "phone": "13812345678"}
+    first = empi.resolve(cards, attrs, cards_on="2026-03-01")
+    before = changes()
+    again = empi.resolve(cards, attrs, cards_on="2026-03-01")
+    fewer = empi.resolve(cards[:1], {"name": "张伟"})
+    assert again.person_id == fewer.person_id == first.person_id and not again.created
+    assert changes() == before
+    moved = empi.resolve(cards, {**attrs, "phone": "13900000000"})
+    assert moved.person_id == first.person_id and changes() > before
+    person = empi.person(first.person_id)
+    assert person["phone"] == "13900000000" and person["name"] == "张伟"
+    found = empi.match(name="张伟", birth_date="1985-06-15", phone="13900000000")
+    assert found[0].person_id == first.person_id and "phone" in " ".join(found[0].reasons)

@@ -5,6 +5,7 @@
 -- person only when presented with a strong one; a person that only weak identifiers made
 -- (provisional) is merged into the strong person when a strong identifier and one of its
 -- identifiers are presented together; two different strong persons are never merged here.
+local INDEXED = {birth_date = 'dob', phone = 'phone', name_key = 'name'}  -- attribute → index
 local req = {now = ARGV[1], who = ARGV[2], new_id = ARGV[3], ids = {}, attrs = {}}
 if ARGV[4] ~= '' then req.cards_on = ARGV[4] end
 local n = tonumber(ARGV[5])
@@ -75,6 +76,7 @@ if not person then
 end
 local key = P .. 'person:' .. person
 local changes = {}
+local promoted = false
 
 -- provisional persons presented together with a strong identifier join the person
 if strong_present then
@@ -91,7 +93,10 @@ if strong_present then
       table.insert(changes, {event = 'absorbed', person = pid})
     end
   end
-  redis.call('HSET', key, 'strong', '1')
+  if not created and not found[person].strong then
+    redis.call('HSET', key, 'strong', '1')  -- a provisional person becomes strong
+    promoted = true
+  end
 end
 
 -- link identifiers: all of them with a strong one present, else only to a new person
@@ -114,20 +119,29 @@ if #linked > 0 then
   redis.call('RPUSH', key .. ':history', cjson.encode(
     {event = created and 'created' or 'linked', identifiers = linked, at = req.now, by = req.who}))
 end
-local fields = {'updated', req.now}
-for field, value in pairs(req.attrs) do
-  table.insert(fields, field)
-  table.insert(fields, value)
+-- attributes as sent, where they differ from those kept (with the indexes that find a
+-- person by them): a returning patient presented as before writes nothing at all, so the
+-- call has no append-only file write to wait for
+local names, fields = {}, {}
+for field, _ in pairs(req.attrs) do
+  table.insert(names, field)
 end
-redis.call('HSET', key, unpack(fields))
-if req.attrs.birth_date then
-  redis.call('SADD', P .. 'dob:' .. req.attrs.birth_date, person)
+if #names > 0 then
+  local kept = redis.call('HMGET', key, unpack(names))
+  for i, field in ipairs(names) do
+    local value = req.attrs[field]
+    if kept[i] ~= value then
+      table.insert(fields, field)
+      table.insert(fields, value)
+      local index = INDEXED[field]
+      if index then
+        redis.call('SADD', P .. index .. ':' .. value, person)
+      end
+    end
+  end
 end
-if req.attrs.phone then
-  redis.call('SADD', P .. 'phone:' .. req.attrs.phone, person)
-end
-if req.attrs.name_key then
-  redis.call('SADD', P .. 'name:' .. req.attrs.name_key, person)
+if #fields > 0 or #linked > 0 or #changes > 0 or promoted or created then
+  redis.call('HSET', key, 'updated', req.now, unpack(fields))
 end
 return cjson.encode({person = person, created = created, conflict = conflict, cards = cards,
                      identifiers = redis.call('SMEMBERS', key .. ':ids'), changes = changes})
