@@ -210,14 +210,30 @@ def test_date_verdicts_agree_with_the_models(value, where):
 
 
 def test_payload_compression_round_trips_and_reads_what_was_queued_before():
-    from gateway import compression
+    import zstandard
 
-    bundle = json.dumps({"resourceType": "Bundle", "entry": [{"fullUrl": "urn:uuid:x" * 50}]}).encode()
+    from gateway import compression
+    from gateway.convert import convert_envelope
+    from gateway.jsonio import dumps
+
+    bundle = dumps(convert_envelope(VISIT_INPUT.read_bytes()).bundle)
     packed = compression.pack(bundle)
-    assert packed[:4] == compression.MAGIC and len(packed) < len(bundle) / 4
-    assert compression.unpack(packed) == bundle
+    assert packed[:4] == compression.MAGIC and compression.unpack(packed) == bundle
+    # with the shipped dictionary, named in the frame: well under what Zstandard alone makes
+    newest = max(compression.dictionaries())
+    assert zstandard.get_frame_parameters(packed).dict_id == newest
+    alone = zstandard.ZstdCompressor(level=compression.LEVEL).compress(bundle)
+    assert len(packed) < len(alone) / 1.5 and len(packed) < len(bundle) / 8
+    assert compression.unpack(alone) == bundle  # queued by a version without dictionaries
     assert compression.unpack(bundle) == bundle  # queued before payloads were compressed
     assert compression.unpack(b"MSH|^~\\&|") == b"MSH|^~\\&|"
+    foreign = zstandard.ZstdCompressor(dict_data=zstandard.ZstdCompressionDict(
+        b"\x37\xa4\x30\xec" + (12345).to_bytes(4, "little") + bytes(compression.dictionaries()[
+            newest].as_bytes()[8:]))).compress(bundle)
+    with pytest.raises(compression.Unreadable, match="0x3039"):
+        compression.unpack(foreign)
+    with pytest.raises(compression.Unreadable, match="damaged"):
+        compression.unpack(packed[:-9])
 
 
 def test_settlement_copies_written_with_zlib_before_are_still_read(redis_server):
