@@ -178,13 +178,12 @@ def _batches(port: int) -> tuple[float, float]:
     """(messages, batches) so far: the gateway's ``gateway_ingest_batch_size`` histogram."""
     import urllib.request
 
+    from prometheus_client.parser import text_string_to_metric_families
+
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
         text = resp.read().decode()
-    found = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in ("gateway_ingest_batch_size_sum", "gateway_ingest_batch_size_count"):
-            found[name] = float(value)
+    found = {s.name: s.value for family in text_string_to_metric_families(text)
+             if family.name == "gateway_ingest_batch_size" for s in family.samples}
     return (found.get("gateway_ingest_batch_size_sum", 0.0),
             found.get("gateway_ingest_batch_size_count", 0.0))
 

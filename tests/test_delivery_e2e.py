@@ -87,6 +87,10 @@ def test_receiver_4xx_dead_letters_with_its_outcome(gateway, peer):
     # a later visit is not blocked by the dead letter
     nxt = gateway.submit(key, sample_visit(visit_no="MZ2")).json()["tracking_id"]
     gateway.wait_status(key, nxt, "delivered")
+    metrics = httpx.get(f"{gateway.base}/metrics", timeout=5).text
+    for outcome in ("dead-lettered", "delivered"):
+        assert (f'gateway_deliveries_total{{destination="regional",outcome="{outcome}"}} 1.0'
+                in metrics)
 
 
 def test_per_patient_order_is_kept(gateway, peer):

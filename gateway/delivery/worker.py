@@ -168,7 +168,6 @@ class Destination:
             await self._finish(stream, entry_id, tid, "dead-lettered", 0,
                                {"error": f"the queued payload cannot be read: {exc}"},
                                payload=payload, person=fields.get(b"person", b""))
-            metrics.DELIVERED.labels(self.name, "dead-lettered").inc()
             return
         attempts = 0
         while True:
@@ -177,21 +176,18 @@ class Destination:
             attempt = await self.transport.send(content, tid)
             if attempt.result == "delivered":
                 await self._finish(stream, entry_id, tid, "delivered", attempts, attempt.details)
-                metrics.DELIVERED.labels(self.name, "delivered").inc()
                 metrics.DELIVERY_LATENCY.labels(self.name).observe(time.time() - enqueued)
                 return
             if attempt.result == "reject":
                 await self._finish(stream, entry_id, tid, "dead-lettered", attempts,
                                    {"error": attempt.error, **attempt.details}, payload=payload,
                                    person=fields.get(b"person", b""))
-                metrics.DELIVERED.labels(self.name, "dead-lettered").inc()
                 return
             error = attempt.error
             if time.time() - enqueued > self.s.retry_max_age:
                 await self._finish(stream, entry_id, tid, "failed", attempts,
                                    {"last_error": error}, payload=payload,
                                    person=fields.get(b"person", b""))
-                metrics.DELIVERED.labels(self.name, "failed").inc()
                 return
             metrics.RETRIES.labels(self.name).inc()
             delay = backoff(attempts, self.s.retry_base, self.s.retry_cap)
@@ -227,6 +223,7 @@ class Destination:
         pipe.xack(stream, store.GROUP, entry_id)
         pipe.xdel(stream, entry_id)
         await pipe.execute()
+        metrics.DELIVERED.labels(self.name, status).inc()
         if status != "delivered":
             log.warning("visit not delivered", destination=self.name, tracking_id=tid,
                         status=status, attempts=attempts)

@@ -1,17 +1,8 @@
 -- Shared by the EMPI scripts (prepended when they are loaded).
 local P = 'gw:empi:'
 
--- the surviving person a (possibly merged) person id stands for
-local function follow(pid)
-  for _ = 1, 32 do
-    local into = redis.call('HGET', P .. 'person:' .. pid, 'merged_into')
-    if not into or into == '' then return pid end
-    pid = into
-  end
-  return pid
-end
-
--- the same, with whether that person is strong (one read per person followed)
+-- the surviving person a (possibly merged) person id stands for, and whether it is strong
+-- (one read per person followed)
 local function follow_strong(pid)
   for _ = 1, 32 do
     local h = redis.call('HMGET', P .. 'person:' .. pid, 'merged_into', 'strong')
@@ -19,4 +10,9 @@ local function follow_strong(pid)
     pid = h[1]
   end
   return pid, redis.call('HGET', P .. 'person:' .. pid, 'strong') == '1'
+end
+
+-- the surviving person alone
+local function follow(pid)
+  return (follow_strong(pid))
 end
