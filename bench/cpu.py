@@ -39,3 +39,13 @@ def seconds(pids: list[int]) -> float:
         if fields:
             total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / _TICK
+
+
+def machine() -> tuple[float, float]:
+    """(busy, all) CPU seconds of the whole machine so far, every core (/proc/stat; steal
+    counts as neither): busy / all between two readings is how much of the machine a run
+    kept busy — the rest waited (on a disk sync, a round trip, a scheduling turn)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    user, nice, system, idle, iowait, irq, softirq = fields
+    busy = user + nice + system + irq + softirq
+    return busy / _TICK, (busy + idle + iowait) / _TICK

@@ -149,8 +149,10 @@ def bench_mllp(n: int, clients: int, processes: int) -> None:
                 pids = {"gateway": cpu.tree(proc.pid), "redis": [server.proc.pid],
                         "clients": [os.getpid()]}
                 before = {k: cpu.seconds(p) for k, p in pids.items()}
+                whole = cpu.machine()
                 batched = _batches(port)
                 seconds, lat, codes = asyncio.run(run(timed))
+                whole = [b - a for a, b in zip(whole, cpu.machine())]
                 batched = [b - a for a, b in zip(batched, _batches(port))]
                 used = {k: (cpu.seconds(p) - before[k]) * 1000 / len(timed)
                         for k, p in pids.items()}
@@ -162,7 +164,8 @@ def bench_mllp(n: int, clients: int, processes: int) -> None:
             print(f"  {count / seconds:8.0f} messages/s   p50 {lat[len(lat) // 2] * 1e3:.1f} ms   "
                   f"p99 {lat[int(len(lat) * 0.99)] * 1e3:.1f} ms   acks {codes}")
             print("  CPU per message: " + ", ".join(f"{k} {ms:.2f} ms" for k, ms in used.items())
-                  + f"; {batched[0] / max(batched[1], 1):.1f} messages per batch on average")
+                  + f"; {batched[0] / max(batched[1], 1):.1f} messages per batch on average; "
+                  f"the machine's cores {100 * whole[0] / max(whole[1], 1e-9):.0f}% busy")
             base = statistics.mean(speed)
             print(f"  machine speed: hl7apy parse_message {speed[0]:.0f} / {speed[1]:.0f} messages/s "
                   f"just before / after; MLLP = {count / seconds / base:.1f}x that "

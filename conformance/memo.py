@@ -4,8 +4,8 @@
 ``memoised`` keeps complex values, keyed by their JSON: codings, references, quantities and
 identifiers repeat across the resources of a visit and across visits, and what the checks
 of such a value decide depends on the value alone (the compiler memoises only checkers
-whose constraints look no further than their value, and a value that records a reference
-is never remembered: the Bundle's reference checks need it).
+whose constraints look no further than their value; the references a value's check records
+for the Bundle's reference checks are remembered with it and recorded again each time).
 """
 
 from __future__ import annotations
@@ -44,26 +44,32 @@ def _float(v: Any) -> float:
 
 
 def memoised(check: Check, reference: bool) -> Check:
-    """``check`` skipping values found clean before (no issue, no reference recorded).
-    Values of more than ``_MEMO_MAX`` bytes are checked each time, and so are all values of
-    an element where, once ``_TRIAL`` were seen, fewer than one in four repeated (identifiers,
-    references to the resources of one visit: unique by design; looking them up costs more
-    than it saves)."""
-    clean = Clean(limit=_LIMIT)
+    """``check`` skipping values found clean before (no issue). A value whose check records
+    references for the Bundle's reference checks (an identifier's assigner, a participant's
+    individual) is remembered with them, relative to its place, and a value seen again
+    records them again at its own place; one that records a ``#`` reference is checked each
+    time (ref-1 depends on the container). Values of more than ``_MEMO_MAX`` bytes are
+    checked each time, and so are all values of an element where, once ``_TRIAL`` were
+    seen, fewer than one in four repeated (identifiers, references to the resources of one
+    visit: unique by design; looking them up costs more than it saves)."""
+    clean: dict[bytes, tuple] = {}  # value → the references its check records (path suffixes)
     dumps = orjson.dumps
-    hits = misses = 0
+    hits = misses = size = 0
     trying = True
 
     def memo(v, p, ctx):
-        nonlocal hits, misses, trying
+        nonlocal hits, misses, size, trying
         if not trying:
             return check(v, p, ctx)
         try:
             key = dumps(v, default=_float)
         except TypeError:
             return check(v, p, ctx)
-        if key in clean:  # (never a value the lines below refuse to remember)
+        refs = clean.get(key)  # (never a value the lines below refuse to remember)
+        if refs is not None:
             hits += 1
+            if refs:
+                ctx.refs.extend([(ref, p + rest, targets) for ref, rest, targets in refs])
             return
         if len(key) > _MEMO_MAX or reference and type(v) is dict and str(
                 v.get("reference", "")).startswith("#"):  # ref-1 depends on the container
@@ -73,11 +79,24 @@ def memoised(check: Check, reference: bool) -> Check:
             trying = False  # this element's values do not repeat: stop trying
         n, m = len(ctx.out), len(ctx.refs)
         check(v, p, ctx)
-        if len(ctx.out) == n and len(ctx.refs) == m:
-            clean.note(bytes(memoryview(key)))  # a copy: orjson's bytes keep a 4 KB buffer
+        if len(ctx.out) != n:
+            return
+        refs = ()
+        if len(ctx.refs) != m:
+            k = len(p)
+            refs = tuple((ref, where[k:], targets) for ref, where, targets in ctx.refs[m:])
+            if any(ref.startswith("#") or not where.startswith(p)
+                   for ref, where, _t in ctx.refs[m:]):
+                return
+        if len(clean) >= _LIMIT or size >= _BUDGET:
+            clean.clear()
+            size = 0
+        clean[bytes(memoryview(key))] = refs  # a copy: orjson's bytes keep a 4 KB buffer
+        size += len(key)
     return memo
 
 
-_MEMO_MAX = 512
+_MEMO_MAX = 4096
 _TRIAL = 200  # values seen before deciding that an element's values never repeat
 _LIMIT = 5_000  # values remembered per element
+_BUDGET = 2_000_000  # bytes of values remembered per element

@@ -1,23 +1,65 @@
-"""The asyncio Redis client the batch forms and group commits use, and their script calls.
+"""The asyncio Redis clients the gateway uses, and their script calls.
 
-A write sent on it must never be sent twice — it may have been applied before the
-connection broke — so the client does not retry: the submitter is told to retry, and
-receivers deduplicate by conditional create.
+``client`` is redis-py's asyncio client with commands packed by hiredis: redis-py's asyncio
+connection packs each command in Python (~20 µs for a script call of 36 arguments, the
+size of a commit), its blocking client already packs them with hiredis (~3 µs), which is
+installed with it (``redis[hiredis]``).
+
+A write sent on the ``unretried`` client must never be sent twice — it may have been
+applied before the connection broke — so the client does not retry: the submitter is told
+to retry, and receivers deduplicate by conditional create.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import DataError
+from redis.utils import HIREDIS_AVAILABLE
+
+if HIREDIS_AVAILABLE:
+    from hiredis import pack_command as _pack
+else:  # pragma: no cover - hiredis comes with redis[hiredis]
+    _pack = None
+
+
+class _HiredisPacking:
+    """``pack_command`` as redis-py's blocking client's ``HiredisRespSerializer``: one chunk,
+    the same bytes as the Python packer (str as UTF-8, numbers in decimal)."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        if isinstance(args[0], str):
+            args = tuple(args[0].encode().split()) + args[1:]
+        elif b" " in args[0]:
+            args = tuple(args[0].split()) + args[1:]
+        try:
+            return [_pack(args)]
+        except TypeError as exc:
+            raise DataError(str(exc)) from exc
+
+
+@lru_cache(maxsize=8)
+def _packed(cls: type) -> type:
+    return type("Packed" + cls.__name__, (_HiredisPacking, cls), {})
+
+
+def client(url: str, **kwargs: Any) -> aioredis.Redis:
+    """An asyncio client on ``url`` (any scheme redis-py reads) packing with hiredis."""
+    r = aioredis.Redis.from_url(url, **kwargs)
+    pool = r.connection_pool
+    if _pack is not None and not issubclass(pool.connection_class, _HiredisPacking):
+        pool.connection_class = _packed(pool.connection_class)
+    return r
 
 
 def unretried(url: str, **kwargs: Any) -> aioredis.Redis:
     """An asyncio client on ``url`` that sends each command once."""
-    return aioredis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **kwargs)
+    return client(url, retry=Retry(NoBackoff(), 0), **kwargs)
 
 
 async def evalsha_many(ar: Any, commands: list[list[Any]], script: str) -> list[Any]:

@@ -62,6 +62,38 @@ def test_citizen_id_problems_are_named():
     assert "18" in citizen_id_problem("1101011985")
 
 
+def _with_check_digit(first17: str) -> str:
+    from stdnum.cn import ric
+
+    return first17 + ric.calc_check_digit(first17 + "0")
+
+
+def test_a_citizen_id_from_an_unknown_county_of_a_known_province_is_named():
+    # python-stdnum's own lookup raises KeyError('county') for this one
+    assert "region" in citizen_id_problem(_with_check_digit("11999919900307001"))
+    assert "region" in citizen_id_problem(_with_check_digit("99010119900307001"))
+    # 崇文区 (110103) was merged away in 2010: a county for someone born before, not after
+    assert citizen_id_problem(_with_check_digit("11010319900307001")) is None
+    assert "region" in citizen_id_problem(_with_check_digit("11010320150307001"))
+
+
+def test_birth_places_are_known_as_python_stdnum_knows_them():
+    from stdnum.cn import ric
+
+    from gateway.identifiers import _birth_place_known, _counties
+
+    regions = sorted(_counties())
+    assert len(regions) > 6000
+    for region in regions[::7] + ["119999", "990101", "000000"]:
+        for year in (1950, 2000, 2010, 2011, 2024):
+            try:
+                ric.get_birth_place(f"{region}{year:04d}01010000")
+                known = True
+            except (ric.InvalidComponent, KeyError):
+                known = False
+            assert _birth_place_known(region, year) is known, (region, year)
+
+
 def test_hospital_cards_are_scoped_to_their_issuer():
     assert card_system(CardType.CITIZEN_ID, None) == CITIZEN_ID
     assert card_system(CardType.HOSPITAL_CARD, "H1") != card_system(CardType.HOSPITAL_CARD, "H2")

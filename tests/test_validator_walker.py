@@ -72,3 +72,22 @@ def test_without_memo_the_verdicts_are_the_same():
     _entry(bundle, "Patient")[1]["gender"] = "bogus"
     for b in (BUNDLE, bundle, BUNDLE, bundle):
         assert plain.validate(b, VISIT_BUNDLE) == validator().validate(b, VISIT_BUNDLE)
+
+
+def test_a_remembered_value_records_its_references_again_at_its_own_place():
+    """A value remembered with the references its check recorded (an identifier's
+    assigner, a participant's individual) records them again where it is met next: a
+    Bundle where they no longer resolve, its entries in another order, gets the issues a
+    validator without memo gives, at the new places."""
+    loaded = (validator().defs, validator().compiler.project_expressions)
+    fresh, plain = Validator(loaded=loaded), Validator(memo=False, loaded=loaded)
+    for _ in range(3):
+        assert fresh.validate(BUNDLE, VISIT_BUNDLE) == plain.validate(BUNDLE, VISIT_BUNDLE)
+    bundle = copy.deepcopy(BUNDLE)
+    del bundle["entry"][_entry(bundle, "Organization")[0]]
+    bundle["entry"].reverse()
+    issues = fresh.validate(bundle, VISIT_BUNDLE)
+    assert issues == plain.validate(bundle, VISIT_BUNDLE)
+    unresolved = [i["expression"][0] for i in issues if "does not resolve" in i["details"]["text"]]
+    assert len(unresolved) >= 3, issues
+    assert fresh.validate(BUNDLE, VISIT_BUNDLE) == plain.validate(BUNDLE, VISIT_BUNDLE)

@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 import redis
-import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -97,7 +96,7 @@ def create_app(settings: Settings, redis_url: str, *, workers: bool | None = Non
                worker_id: str | None = None) -> FastAPI:
     """The gateway API on the given Redis. Delivery workers run inside unless disabled."""
     r = redis.Redis.from_url(redis_url, max_connections=64)
-    ar = aioredis.Redis.from_url(redis_url, max_connections=64)
+    ar = redis_async.client(redis_url, max_connections=64)
     # the batcher's client: what it writes is never sent twice (gateway/redis_async.py)
     batch_redis = redis_async.unretried(redis_url, max_connections=64)
     keys = KeyStore(r)

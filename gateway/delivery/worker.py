@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from gateway import compression, metrics, store
+from gateway import compression, metrics, redis_async, store
 from gateway.delivery.transports import transport_for
 from gateway.logging import get_logger
 from gateway.settings import Settings
@@ -234,7 +234,7 @@ class Workers:
 
     def __init__(self, settings: Settings, redis_url: str, worker_id: str | None = None):
         self.s = settings
-        self.r = aioredis.Redis.from_url(redis_url, max_connections=4 * settings.delivery_shards + 8)
+        self.r = redis_async.client(redis_url, max_connections=4 * settings.delivery_shards + 8)
         # A stable id lets a restarted gateway take its own shards back at once; other
         # owners' shards are taken over when their leases expire.
         self.worker_id = (os.environ.get("GATEWAY_WORKER_ID") or worker_id
