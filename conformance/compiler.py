@@ -150,16 +150,22 @@ class Compiler:
             if sd is not None:
                 by_type.setdefault(sd["type"], sd["url"])
 
-        resolved: dict[str, Check | None] = {}  # resourceType → its checker; None: unknown
+        # resourceType → its checker, and the same remembering the resources found clean
+        # (None: unknown type)
+        resolved: dict[str, tuple[Check, Check] | None] = {}
 
-        def resolve(rtype: Any) -> Check | None:
+        def resolve(rtype: Any) -> tuple[Check, Check] | None:
             url = by_type.get(rtype) if type(rtype) is str else None
             fn = self.root(url or CORE + str(rtype)) if rtype else None
             core = self.defs.type_sd(str(rtype)) or {}
             if fn is None or (url is None and (core.get("kind") != "resource"
                                                or core.get("abstract"))):
                 return None
-            return fn
+
+            def whole(v: Any, p: str, ctx: Any) -> None:
+                ctx.resource_check(v, p, fn)
+            sd = self.defs.sd(url or CORE + str(rtype))
+            return fn, memoised(whole, False) if self.memo and self._self_contained(sd) else whole
 
         def check(value: Any, path: str, ctx: Any) -> None:
             if type(value) is not dict:
@@ -169,16 +175,33 @@ class Compiler:
             rtype = value.get("resourceType")
             if type(rtype) is str:
                 try:
-                    fn = resolved[rtype]
+                    found = resolved[rtype]
                 except KeyError:
-                    fn = resolved[rtype] = resolve(rtype)
+                    found = resolved[rtype] = resolve(rtype)
             else:
-                fn = resolve(rtype)
-            if fn is None:
+                found = resolve(rtype)
+            if found is None:
                 ctx.out.append(self.defs.unknown_type(rtype, path))
                 return
-            ctx.resource_check(value, path, fn)
+            if "meta" in value:  # profiles it names may look outside it: checked in full
+                ctx.resource_check(value, path, found[0])
+            else:
+                found[1](value, path, ctx)
         return check
+
+    def _self_contained(self, sd: dict | None) -> bool:
+        """Does what decides about a resource of this definition depend on the resource
+        alone? (Then a resource seen again — a patient's in each message of a visit — is
+        remembered whole, with the references it records.) Not when a constraint of the
+        definition, or of any data type known here, reads the containing resource or
+        resolves a reference: ref-1, which reads it for a ``#`` reference only, excepted
+        (the memo checks a value recording one each time)."""
+        if sd is None:
+            return False
+        outside = ("%rootResource", "resolve()")
+        sds = [sd] + [x for x in self.defs.sds.values() if x.get("kind") == "complex-type"]
+        return not any(any(o in c[3] for o in outside) and c[0] != "ref-1"
+                       for x in sds for el in x["elements"] for c in el.get("con", ()))
 
     # ---- element items ---------------------------------------------------------------
     def _item(self, node: Node, sd: dict, root: Node, t: dict | None = None,
