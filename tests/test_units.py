@@ -283,3 +283,14 @@ def test_settlement_copies_written_with_zlib_before_are_still_read(redis_server)
 
     r.set(visits.key("new"), compression.pack(raw))
     assert visits.load(r, "new") == raw and visits.load(r, "none") is None
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=st.sampled_from(list("Az09._~-/%|?&# 中é")), max_size=24))
+def test_conditional_create_urls_encode_values_as_quote_does(value):
+    from urllib.parse import quote
+
+    from gateway.render.fhir import _if_none_exist
+
+    assert _if_none_exist("urn:oid:1.2", value) == \
+        f"identifier=urn%3Aoid%3A1.2%7C{quote(value, safe='')}"

@@ -47,7 +47,7 @@ def _ts(value: datetime) -> str:
     return value.isoformat()
 
 
-_PLAIN = re.compile(r"[A-Za-z0-9._~-]*")
+_PLAIN = re.compile(r"[A-Za-z0-9._~/-]*")  # what quote() leaves as it is, and "/"
 
 
 @lru_cache(maxsize=4096)
@@ -56,8 +56,9 @@ def _quoted_system(system: str) -> str:
 
 
 def _if_none_exist(system: str, value: str) -> str:
-    """``identifier=system|value``, URL-encoded (the common plain values skip the encoder)."""
-    v = value if _PLAIN.fullmatch(value) else quote(value, safe="")
+    """``identifier=system|value``, URL-encoded (the common plain values — an order or fee
+    line number is often ``visit/line`` — skip the encoder)."""
+    v = value.replace("/", "%2F") if _PLAIN.fullmatch(value) else quote(value, safe="")
     return f"identifier={_quoted_system(system)}%7C{v}"
 
 
