@@ -48,6 +48,7 @@ class CardType(StrEnum):
 
 # Order of strength for deriving a person key (first present wins).
 STRENGTH: tuple[CardType, ...] = tuple(CardType)
+RANK: dict[str, int] = {t.value: i for i, t in enumerate(STRENGTH)}  # card type value → its place
 
 _CARD_SYSTEMS: dict[CardType, str] = {
     CardType.CITIZEN_ID: CITIZEN_ID,

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from gateway import errors
 from gateway.envelope import Envelope, Identity
-from gateway.identity.card_status import CardStatus
 from gateway.identifiers import (
-    STRENGTH,
+    RANK,
     CardType,
     card_system,
     card_type_of,
     deterministic_id,
 )
+from gateway.identity.card_status import CardStatus
 
 
 def run(env: Envelope, ctx) -> Envelope:
@@ -93,7 +93,7 @@ def _resolved(env: Envelope, found, res) -> Envelope:
         if ctype is not None:
             known.append((ctype.value, system, value))
     presented = [(t, s, v) for t, s, v, _i in found]
-    others = sorted(set(known) - set(presented), key=lambda t: (STRENGTH.index(CardType(t[0])), t))
+    others = sorted(set(known) - set(presented), key=lambda t: (RANK[t[0]], t))
     if res.conflict:
         warnings += (errors.issue(
             f"the identifiers presented belong to two people in the master patient index "
@@ -127,7 +127,7 @@ def _identifiers(cards, org_code: str, where: str) -> list[tuple[str, str, str, 
                                  error_code="3002")
         seen.add((system, card.value))
         found.append((card.type.value, system, card.value, i))
-    found.sort(key=lambda t: STRENGTH.index(CardType(t[0])))
+    found.sort(key=lambda t: RANK[t[0]])
     return found
 
 
