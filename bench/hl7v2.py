@@ -141,7 +141,7 @@ def bench_mllp(n: int, clients: int, processes: int) -> None:
 
             # the load generator runs on uvloop, as the gateway does: on a 2-core machine
             # every CPU second the clients spend is one the server does not get (asyncio's
-            # own loop cost them ~40% more per message)
+            # own loop cost them about a third more per message)
             import uvloop
 
             # the measured run: the messages three times over, each copy under control ids
