@@ -52,3 +52,35 @@ def test_the_client_talks_to_a_real_server(redis_server):
     assert payload == "门诊 visit ".encode() + bytes(range(256)) * 300
     assert n == 8
     assert set(config) == {"appendonly"}
+
+
+def test_a_round_trip_answers_in_order_with_an_error_in_its_place(redis_server):
+    async def main():
+        r = redis_async.unretried(redis_server.url)
+        replies = await redis_async.round_trip(r, [
+            ["SET", "gw:t:a", "1"], ["INCR", "gw:t:a"], ["HGET", "gw:t:a", "x"],
+            ["GET", "gw:t:a"]])
+        again = await redis_async.round_trip(r, [["GET", "gw:t:a"]])  # the connection is fine
+        await r.aclose()
+        return replies, again
+
+    (ok, two, wrong, value), again = asyncio.run(main())
+    assert ok == b"OK" and two == 2 and value == b"2" and again == [b"2"]  # replies as sent
+    assert "WRONGTYPE" in str(wrong)
+
+
+def test_a_script_the_server_lost_is_loaded_and_every_call_made_again(redis_server):
+    import redis
+
+    script = "return redis.call('INCR', KEYS[1])"
+    sha = redis.Redis.from_url(redis_server.url).script_load(script)
+
+    async def main():
+        r = redis_async.unretried(redis_server.url)
+        first = await redis_async.evalsha_many(r, [["EVALSHA", sha, 1, "gw:t:n"]] * 2, script)
+        await r.script_flush()
+        second = await redis_async.evalsha_many(r, [["EVALSHA", sha, 1, "gw:t:n"]] * 2, script)
+        await r.aclose()
+        return first, second
+
+    assert asyncio.run(main()) == ([1, 2], [3, 4])
