@@ -89,8 +89,8 @@ def _total(out: Path) -> int:
     raise RuntimeError(f"no summary in {out}")
 
 
-def count(n: int, source: Path, redis_too: bool) -> tuple[int, int | None]:
-    """Instructions of the handler process, and of Redis (with ``redis_too``), for ``n``
+def count(n: int, source: Path, redis_too: bool) -> int:
+    """Instructions of the handler process (of Redis with ``redis_too``) for ``n``
     measured messages."""
     with tempfile.TemporaryDirectory(prefix="gateway-bench-cg-") as tmp:
         tmp_path = Path(tmp)
@@ -107,9 +107,7 @@ def count(n: int, source: Path, redis_too: bool) -> tuple[int, int | None]:
             command = _cachegrind(tmp_path / "gateway.out") + command
         subprocess.run(command, env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
-        if redis_too:
-            return 0, _total(tmp_path / "redis.out")
-        return _total(tmp_path / "gateway.out"), None
+        return _total(tmp_path / ("redis.out" if redis_too else "gateway.out"))
 
 
 def main() -> None:
@@ -137,9 +135,9 @@ def main() -> None:
         f.write(pickle.dumps(msgs))
         f.flush()
         source = Path(f.name)
-        base, full = count(0, source, False)[0], count(n, source, False)[0]
+        base, full = count(0, source, False), count(n, source, False)
         if args.redis:
-            rbase, rfull = count(0, source, True)[1], count(n, source, True)[1]
+            rbase, rfull = count(0, source, True), count(n, source, True)
     print(f"\n== Instructions per HL7 v2 message (listener handler, {n} messages after 300; "
           "ADT^A04 / DFT^P03 / ORU^R01)")
     print(f"  gateway process: {(full - base) / n / 1e6:.3f} M instructions per message")

@@ -81,13 +81,11 @@ def memoised(check: Check, reference: bool) -> Check:
         check(v, p, ctx)
         if len(ctx.out) != n:
             return
-        refs = ()
-        if len(ctx.refs) != m:
-            k = len(p)
-            refs = tuple((ref, where[k:], targets) for ref, where, targets in ctx.refs[m:])
-            if any(ref.startswith("#") or not where.startswith(p)
-                   for ref, where, _t in ctx.refs[m:]):
-                return
+        recorded = ctx.refs[m:]
+        if any(ref.startswith("#") or not where.startswith(p) for ref, where, _t in recorded):
+            return
+        k = len(p)
+        refs = tuple((ref, where[k:], targets) for ref, where, targets in recorded)
         if len(clean) >= _LIMIT or size >= _BUDGET:
             clean.clear()
             size = 0

@@ -19,28 +19,18 @@ import redis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import DataError
+from redis.connection import HiredisRespSerializer
 from redis.utils import HIREDIS_AVAILABLE
-
-if HIREDIS_AVAILABLE:
-    from hiredis import pack_command as _pack
-else:  # pragma: no cover - hiredis comes with redis[hiredis]
-    _pack = None
 
 
 class _HiredisPacking:
-    """``pack_command`` as redis-py's blocking client's ``HiredisRespSerializer``: one chunk,
+    """``pack_command`` by redis-py's blocking client's own hiredis serializer: one chunk,
     the same bytes as the Python packer (str as UTF-8, numbers in decimal)."""
 
+    _serializer = HiredisRespSerializer()
+
     def pack_command(self, *args: Any) -> list[bytes]:
-        if isinstance(args[0], str):
-            args = tuple(args[0].encode().split()) + args[1:]
-        elif b" " in args[0]:
-            args = tuple(args[0].split()) + args[1:]
-        try:
-            return [_pack(args)]
-        except TypeError as exc:
-            raise DataError(str(exc)) from exc
+        return self._serializer.pack(*args)
 
 
 @lru_cache(maxsize=8)
@@ -52,7 +42,7 @@ def client(url: str, **kwargs: Any) -> aioredis.Redis:
     """An asyncio client on ``url`` (any scheme redis-py reads) packing with hiredis."""
     r = aioredis.Redis.from_url(url, **kwargs)
     pool = r.connection_pool
-    if _pack is not None and not issubclass(pool.connection_class, _HiredisPacking):
+    if HIREDIS_AVAILABLE and not issubclass(pool.connection_class, _HiredisPacking):
         pool.connection_class = _packed(pool.connection_class)
     return r
 
