@@ -81,11 +81,13 @@ def memoised(check: Check, reference: bool) -> Check:
         check(v, p, ctx)
         if len(ctx.out) != n:
             return
-        recorded = ctx.refs[m:]
-        if any(ref.startswith("#") or not where.startswith(p) for ref, where, _t in recorded):
-            return
-        k = len(p)
-        refs = tuple((ref, where[k:], targets) for ref, where, targets in recorded)
+        refs = ()
+        if len(ctx.refs) != m:  # (most values record none: nothing to look at)
+            recorded = ctx.refs[m:]
+            if any(ref.startswith("#") or not where.startswith(p) for ref, where, _t in recorded):
+                return
+            k = len(p)
+            refs = tuple((ref, where[k:], targets) for ref, where, targets in recorded)
         if len(clean) >= _LIMIT or size >= _BUDGET:
             clean.clear()
             size = 0
