@@ -11,6 +11,12 @@ thousand); a run with no measured messages is subtracted, so start-up and warm-u
 count. ``--redis`` counts the Redis server's instructions per message as well (it runs
 under cachegrind instead). Sockets and the event loop's own MLLP reading are not included;
 the client is not counted. Needs valgrind (``apt-get install valgrind``).
+
+``--stages`` says where they go: the same two runs under callgrind, and each pipeline
+stage's instructions per message (inclusive: what its compiled entry point and everything
+it calls ran), a few parts of them, and the rest (the batcher, the Redis client, the
+event loop). Needs the compiled build (``make compile``): the stages are found by the
+names Cython gives their C functions.
 """
 
 from __future__ import annotations
@@ -82,9 +88,68 @@ def _cachegrind(out: Path) -> list[str]:
     return ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={out}"]
 
 
-def _total(out: Path) -> int:
+def _callgrind(out: Path) -> list[str]:
+    return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+
+
+# (label, the C function names that count for it): Cython names a def's wrapper
+# __pyx_pw_<len>module_<len>name and a coroutine's body __pyx_gb_...generator<n>
+STAGES = (
+    ("header (ingest_v2.header)", r"__pyx_pw_\d+gateway_\d+stages_\d+ingest_v2_\d+header"),
+    ("parse (parse_v2.run)", r"__pyx_pw_\d+gateway_\d+stages_\d+parse_v2_\d+run"),
+    ("  of which map_message", r"__pyx_pw_\d+adapters_\d+hl7v2_\d+engine_\d+map_message"),
+    ("identify (run_many)", r"__pyx_gb_\d+gateway_\d+stages_\d+identify_\d+generator"),
+    ("translate", r"__pyx_pw_\d+gateway_\d+stages_\d+translate_\d+run"),
+    ("render", r"__pyx_pw_\d+gateway_\d+stages_\d+render_\d+run"),
+    ("validate", r"__pyx_pw_\d+gateway_\d+stages_\d+validate_\d+run"),
+    ("route", r"__pyx_pw_\d+gateway_\d+stages_\d+route_\d+run"),
+    ("  of which Zstandard", r"ZstdCompressor_compress"),
+    ("commit (commit_many_async)", r"__pyx_gb_\d+gateway_\d+store_\d+generator"),
+    ("ACK (build_ack)", r"__pyx_pw_\d+gateway_\d+hl7_\d+ack_\d+build_ack"),
+)
+
+
+def _inclusive(out: Path) -> dict[str, int]:
+    """Inclusive instructions by function name, from ``callgrind_annotate``."""
+    import re
+
+    text = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", str(out)],
+                          check=True, capture_output=True, text=True).stdout
+    found: dict[str, int] = {}
+    for line in text.splitlines():
+        m = re.match(r"\s*([\d,]+) \([^)]*\)\s+(?!=>)(\S.*?)(?: \[.*\])?$", line)
+        if m:
+            name = m.group(2).rsplit(":", 1)[-1]
+            found[name] = max(found.get(name, 0), int(m.group(1).replace(",", "")))
+    return found
+
+
+def stages(n: int, source: Path) -> list[tuple[str, float]]:
+    """Instructions per message by stage (``STAGES``), and the total."""
+    import re
+
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-cg-") as tmp:
+        for k in (0, n):
+            out = Path(tmp) / f"callgrind.{k}"
+            subprocess.run(_callgrind(out) + [sys.executable, __file__, "--child", str(k),
+                                              "--source", str(source)],
+                           cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            runs.append((_total(out, "totals:"), _inclusive(out)))
+    (base, before), (full, after) = runs
+    rows = []
+    for label, pattern in STAGES:
+        rx = re.compile(pattern + "$")
+        names = {name for name in after if rx.search(name)}
+        rows.append((label, sum(after[x] - before.get(x, 0) for x in names) / n))
+    rows.append(("total", (full - base) / n))
+    return rows
+
+
+def _total(out: Path, head: str = "summary:") -> int:
     for line in out.read_text().splitlines():
-        if line.startswith("summary:"):
+        if line.startswith(head):
             return int(line.split()[1])
     raise RuntimeError(f"no summary in {out}")
 
@@ -114,6 +179,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=600)
     ap.add_argument("--redis", action="store_true", help="count Redis's instructions as well")
+    ap.add_argument("--stages", action="store_true", help="and where they go, stage by stage")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--source", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -135,6 +201,15 @@ def main() -> None:
         f.write(pickle.dumps(msgs))
         f.flush()
         source = Path(f.name)
+        if args.stages:
+            rows = stages(n, source)
+            print(f"\n== Instructions per HL7 v2 message by stage (callgrind, inclusive; {n} "
+                  "messages after 300)")
+            staged = sum(v for label, v in rows[:-1] if not label.startswith(" "))
+            for label, v in rows + [("the rest (batcher, Redis client, event loop)",
+                                     rows[-1][1] - staged)]:
+                print(f"  {label:46s} {v / 1e3:8.1f} k  {100 * v / rows[-1][1]:5.1f}%")
+            return
         base, full = count(0, source, False), count(n, source, False)
         if args.redis:
             rbase, rfull = count(0, source, True), count(n, source, True)
