@@ -53,10 +53,29 @@ def fetch(cache: Path = CACHE, timeout: float = 120.0) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        tar.extractall(staging, filter="data")
+        _extract(tar, staging)
     shutil.rmtree(target.parent, ignore_errors=True)  # a half-unpacked earlier attempt
     staging.rename(target.parent)  # package.json appears last: the package is complete
     return target
+
+
+def _extract(tar: tarfile.TarFile, into: Path) -> None:
+    """Unpack regular files and folders only, each inside ``into``: what tarfile's "data"
+    filter does, by hand, because Python 3.11 before 3.11.4 (Debian 12's 3.11.2 among
+    them) has no ``filter`` argument."""
+    root = into.resolve()
+    for member in tar.getmembers():
+        path = (root / member.name).resolve()
+        if not path.is_relative_to(root) or not (member.isfile() or member.isdir()):
+            raise RuntimeError(f"{NAME}@{VERSION}: refusing to unpack {member.name!r}")
+        if member.isdir():
+            path.mkdir(parents=True, exist_ok=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        source = tar.extractfile(member)
+        assert source is not None  # a regular file always has content
+        with source, open(path, "wb") as out:
+            shutil.copyfileobj(source, out)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ package builds, and every golden visit Bundle conforms."""
 from __future__ import annotations
 
 import gzip
+import io
 import json
+import tarfile
 from pathlib import Path
 
 import orjson
@@ -99,6 +101,34 @@ def test_vendored_core_subset_is_what_the_package_builds(tmp_path):
     build_core.build(corepkg.fetch(), target)
     assert orjson.loads(gzip.decompress(target.read_bytes())) == \
         orjson.loads(gzip.decompress(SUBSET.read_bytes()))
+
+
+def _tar(*members: tarfile.TarInfo) -> tarfile.TarFile:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for member in members:
+            tar.addfile(member, io.BytesIO(b"{}") if member.isfile() else None)
+    raw.seek(0)
+    return tarfile.open(fileobj=raw)
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.size = 2 if kind == tarfile.REGTYPE else 0
+    info.linkname = "/etc/passwd" if kind == tarfile.SYMTYPE else ""
+    return info
+
+
+def test_package_unpacks_files_and_folders_and_refuses_anything_else(tmp_path):
+    corepkg._extract(_tar(_member("package", tarfile.DIRTYPE),
+                          _member("package/package.json")), tmp_path / "ok")
+    assert (tmp_path / "ok" / "package" / "package.json").read_bytes() == b"{}"
+    for bad in (_member("../escape.json"), _member("/abs.json"),
+                _member("package/link", tarfile.SYMTYPE)):
+        with pytest.raises(RuntimeError, match="refusing to unpack"):
+            corepkg._extract(_tar(bad), tmp_path / "bad")
+    assert not (tmp_path / "escape.json").exists()
 
 
 def test_concurrent_first_use_compiles_once_and_agrees():
