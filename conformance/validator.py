@@ -24,6 +24,7 @@ from typing import Any
 
 from conformance.compiler import Compiler
 from conformance.definitions import CORE
+from conformance.dispatch import enter
 from gateway.errors import issue, outcome
 
 PROFILE_BASE = "https://yikatong.org/fhir/StructureDefinition/"
@@ -44,15 +45,7 @@ class _Ctx:
 
     def resource_check(self, value: dict, path: str, fn: Any) -> None:
         """Check a resource met inside another (Bundle entry, contained, parameter)."""
-        outer, outer_root = self.resource, self.root
-        self.resource = value
-        if self.root is None:
-            self.root = value
-        fn(value, path, self)
-        if "meta" in value:
-            for extra in self.validator.declared(value, path, skip=fn):
-                extra(value, path, self)
-        self.resource, self.root = outer, outer_root
+        enter(self, value, path, fn)
 
 
 class Validator:
@@ -110,7 +103,7 @@ class Validator:
         if profile is None and (core is None or core["kind"] != "resource" or core["abstract"]):
             return [self.defs.unknown_type(rtype, root)]
         fn = self.checker(profile or CORE + rtype)
-        ctx.resource_check(resource, root, fn)
+        enter(ctx, resource, root, fn)
         if rtype == "Bundle":
             ctx.out += _bundle_references(resource, ctx.refs, root)
         return ctx.out
