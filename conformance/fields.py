@@ -140,8 +140,8 @@ def complex_single(key: str, item: Check, targets: tuple[str, ...] | None) -> Ch
             _not_single(p, ctx)
             return
         item(value, p, ctx)
-        if targets is not None and type(value) is dict:
-            ref = value.get("reference")
+        if targets is not None and type(value) is dict and "reference" in value:
+            ref = value["reference"]
             if type(ref) is str:
                 ctx.refs.append((ref, p, targets))
     return field
@@ -162,8 +162,8 @@ def complex_array(key: str, item: Check, targets: tuple[str, ...] | None, mx: fl
                 continue
             pi = p + step
             item(v, pi, ctx)
-            if targets is not None and type(v) is dict:
-                ref = v.get("reference")
+            if targets is not None and type(v) is dict and "reference" in v:
+                ref = v["reference"]
                 if type(ref) is str:
                     ctx.refs.append((ref, pi, targets))
     return field

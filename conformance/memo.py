@@ -68,9 +68,9 @@ def memoised(check: Check) -> Check:
             key = dumps(v, default=_float)
         except TypeError:
             return check(v, p, ctx)
-        refs = clean.get(key)  # (never a value the lines below refuse to remember)
-        if refs is not None:
+        if key in clean:  # (never a value the lines below refuse to remember)
             hits += 1
+            refs = clean[key]  # (`in` and `[]`: the bytes' hash is computed once)
             if refs:
                 ctx.refs.extend([(ref, p + rest, targets) for ref, rest, targets in refs])
             return
