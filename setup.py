@@ -22,7 +22,8 @@ class ParallelBuildExt(build_ext):
 
 COMPILED = [
     "adapters/hl7v2/engine.py", "adapters/paths.py",
-    "conformance/bindings.py", "conformance/constraints.py", "conformance/fields.py",
+    "conformance/bindings.py", "conformance/constraints.py", "conformance/dispatch.py",
+    "conformance/fields.py",
     "conformance/invariants.py", "conformance/memo.py", "conformance/objects.py",
     "conformance/patterns.py", "conformance/primitives.py", "conformance/slicing.py",
     "conformance/validator.py",

@@ -15,8 +15,9 @@ This module decides what to check where; the closures that run are in its parts:
 ``objects`` (the walker of a JSON object), ``fields`` (one JSON key: single or array,
 primitive or complex; paths built only where needed), ``slicing``, ``constraints`` (fixed
 and pattern values, invariants), ``bindings``, ``primitives`` (JSON types and formats),
-``invariants`` (native and fhirpathpy), ``memo`` (values found clean before), and
-``elements`` (the snapshot as a tree).
+``invariants`` (native and fhirpathpy), ``memo`` (values found clean before),
+``dispatch`` (resources inside others, chained checks), and ``elements`` (the snapshot as
+a tree).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from conformance.bindings import binding_check
 from conformance.constraints import (Invariant, fixed_check, invariant, invariant_check,
                                      pattern_check)
 from conformance.definitions import CORE, Definitions
+from conformance.dispatch import chained, entered, forward, nothing, resource_item
 from conformance.elements import Node, find, tree
 from conformance.fields import (complex_array, complex_single, forbidden,
                                 primitive_array, primitive_extension, primitive_single,
@@ -39,12 +41,20 @@ from conformance.invariants import FhirPath
 from conformance.memo import Clean, memoised
 from conformance.objects import Shape, walker
 from conformance.slicing import matcher, slicer
-from gateway.errors import issue
 
 Check = Callable[[Any, str, Any], None]
 INF = float("inf")
 ELE_1 = "hasValue() or (children().count() > id.count())"
 RESOURCE_TYPES = ("Resource", "DomainResource")
+# Data about one person or one event — who, where, when, how much, which record — rarely
+# repeats, and its check (a few strings and numbers; the codes in it have their own memo)
+# costs less than a memo key (about 14 instructions a byte): such values are checked each
+# time. (Measured on the visit Bundles: remembering them cost 24 k instructions a message
+# more than it saved.) A Reference is also recorded at its place each time, for the
+# Bundle's reference checks.
+PER_EVENT = frozenset({"Reference", "Identifier", "HumanName", "Address", "ContactPoint",
+                       "Period", "Quantity", "Age", "Count", "Distance", "Duration", "Money",
+                       "Range"})
 
 
 def _max(v: str) -> float:
@@ -88,7 +98,7 @@ class Compiler:
             if sd is None:
                 return None
             cell: list[Check] = []
-            self._building[url] = lambda v, p, ctx: cell[0](v, p, ctx)
+            self._building[url] = forward(cell)
             try:
                 node = self._tree(sd)
                 built = self._object(node, sd, node, resource=sd["kind"] == "resource")
@@ -140,7 +150,7 @@ class Compiler:
                 return fn
         fn = self.root(CORE + code)
         if fn is None:
-            return lambda v, p, ctx: None  # an unknown type: nothing to check against
+            return nothing  # an unknown type: nothing to check against
         return fn
 
     def _resource_dispatch(self, profiles: list[str]) -> Check:
@@ -150,10 +160,6 @@ class Compiler:
             if sd is not None:
                 by_type.setdefault(sd["type"], sd["url"])
 
-        # resourceType → its checker, and the same remembering the resources found clean
-        # (None: unknown type)
-        resolved: dict[str, tuple[Check, Check] | None] = {}
-
         def resolve(rtype: Any) -> tuple[Check, Check] | None:
             url = by_type.get(rtype) if type(rtype) is str else None
             fn = self.root(url or CORE + str(rtype)) if rtype else None
@@ -161,33 +167,11 @@ class Compiler:
             if fn is None or (url is None and (core.get("kind") != "resource"
                                                or core.get("abstract"))):
                 return None
-
-            def whole(v: Any, p: str, ctx: Any) -> None:
-                ctx.resource_check(v, p, fn)
+            whole = entered(fn)
             sd = self.defs.sd(url or CORE + str(rtype))
-            return fn, memoised(whole, False) if self.memo and self._self_contained(sd) else whole
+            return fn, memoised(whole) if self.memo and self._self_contained(sd) else whole
 
-        def check(value: Any, path: str, ctx: Any) -> None:
-            if type(value) is not dict:
-                ctx.out.append(issue("a resource must be a JSON object", path,
-                                     code="structure", error_code="6001"))
-                return
-            rtype = value.get("resourceType")
-            if type(rtype) is str:
-                try:
-                    found = resolved[rtype]
-                except KeyError:
-                    found = resolved[rtype] = resolve(rtype)
-            else:
-                found = resolve(rtype)
-            if found is None:
-                ctx.out.append(self.defs.unknown_type(rtype, path))
-                return
-            if "meta" in value:  # profiles it names may look outside it: checked in full
-                ctx.resource_check(value, path, found[0])
-            else:
-                found[1](value, path, ctx)
-        return check
+        return resource_item(resolve, self.defs.unknown_type)
 
     def _self_contained(self, sd: dict | None) -> bool:
         """Does what decides about a resource of this definition depend on the resource
@@ -209,10 +193,10 @@ class Compiler:
         """The checker of one value of ``node`` (of type ``t`` for a choice element);
         ``memo``: remembering the values found clean, where that is sound."""
         base, extras = self._item_parts(node, sd, root, t)
-        check = _chain(base, extras)
+        check = chained(base, extras)
         code = (t or (node.el.get("types") or [{"code": "Element"}])[0])["code"]
         if memo and self.memo and self._memoizable(node, code):
-            return memoised(check, code == "Reference")
+            return memoised(check)
         return check
 
     def _item_parts(self, node: Node, sd: dict, root: Node,
@@ -224,7 +208,7 @@ class Compiler:
             return self._object(node, sd, root, t=t), []
         if el.get("cref"):
             target = find(root, el["cref"])
-            base = self._shared_object(target, sd, root) if target else (lambda v, p, ctx: None)
+            base = self._shared_object(target, sd, root) if target else nothing
         else:
             base = self._type_check(t or (el.get("types") or [{"code": "Element"}])[0])
         return base, self._extras(node, sd, t)
@@ -236,16 +220,18 @@ class Compiler:
         fn = self._objects.get(key)
         if fn is None:
             cell: list[Check] = []
-            self._objects[key] = lambda v, p, ctx: cell[0](v, p, ctx)
+            self._objects[key] = forward(cell)
             cell.append(self._object(node, sd, root, own=False))
             fn = self._objects[key] = cell[0]
         return fn
 
     def _memoizable(self, node: Node, code: str) -> bool:
         """Complex values that hold no resource and whose checks look no further than
-        themselves are checked once per distinct value (see ``memo.py``)."""
-        if code in RESOURCE_TYPES or self._is_primitive(code) or code == "BackboneElement" \
-                and node.el["path"].startswith(("Bundle.entry", "Parameters.parameter")):
+        themselves are checked once per distinct value (see ``memo.py``), but for those of
+        the types of ``PER_EVENT``."""
+        if code in RESOURCE_TYPES or code in PER_EVENT or self._is_primitive(code) or \
+                code == "BackboneElement" and node.el["path"].startswith(
+                    ("Bundle.entry", "Parameters.parameter")):
             return False
         if (self.defs.type_sd(code) or {}).get("kind") == "resource":
             return False
@@ -389,12 +375,12 @@ class Compiler:
         item = self._item(child, sd, root, t, memo=not (whole and not is_array))
         if not is_array:
             field = complex_single(key, item, targets)
-            return memoised(field, False) if whole else field
+            return memoised(field) if whole else field
         if child.slices:
             field = sliced_array(key, self._slicer(child, sd, root, item), mx, label)
         else:
             field = complex_array(key, item, targets, mx, label, skip_none=primitive)
-        return memoised(field, False) if whole else field  # slices and all
+        return memoised(field) if whole else field  # slices and all
 
     def _slicer(self, child: Node, sd: dict, root: Node, base_item: Check) -> Callable:
         slicing = child.el.get("slicing") or {"disc": [], "rules": "open"}
@@ -411,22 +397,5 @@ def _looks_outside(node: Node) -> bool:
         _looks_outside(c) for c in node.slices)
 
 
-def _chain(base: Check, extras: list[Check]) -> Check:
-    if not extras:
-        return base
-    if len(extras) == 1:
-        only = extras[0]
-
-        def both(v, p, ctx):
-            base(v, p, ctx)
-            only(v, p, ctx)
-        return both
-
-    def all_of(v, p, ctx):
-        base(v, p, ctx)
-        for x in extras:
-            x(v, p, ctx)
-    return all_of
-
-
 __all__ = ["Compiler"]
+

@@ -82,14 +82,15 @@ def primitive_single(key: str, why: Why, extras: tuple[Check, ...], clean: Clean
 
 
 def printable_single(key: str, why: Why, spaces: bool) -> Check:
-    """A primitive whose format any printable string meets (with no space, unless
-    ``spaces``: ``primitives.printable_passes``), where the element adds nothing: such a
-    string is valid, without a call or a set."""
+    """A primitive whose format is a string free of a few ASCII whitespace characters (all
+    six, unless ``spaces``: ``primitives.plain``, inlined), where the element adds nothing:
+    such a string is valid, without a call or a set."""
     dotkey = "." + key
 
     def field(value, path, ctx):
-        if type(value) is str and value and value.isprintable() and (
-                spaces or " " not in value):
+        if type(value) is str and value and ("\x0b" not in value and "\x0c" not in value and (
+                spaces or " " not in value and "\t" not in value and "\n" not in value
+                and "\r" not in value)):
             return
         if type(value) is list:
             _not_single(path + dotkey, ctx)
@@ -106,8 +107,9 @@ def printable_array(key: str, why: Why, spaces: bool, mx: float, label: str) -> 
                 not _array_shape(value, path + dotkey, mx, label, ctx):
             return
         for step, v in zip(steps(len(value)), value):
-            if v is None or type(v) is str and v and v.isprintable() and (
-                    spaces or " " not in v):
+            if v is None or type(v) is str and v and "\x0b" not in v and "\x0c" not in v and (
+                    spaces or " " not in v and "\t" not in v and "\n" not in v
+                    and "\r" not in v):
                 continue  # None: a null aligned with `_key`, the object's check decides
             _checked(why, (), v, path + dotkey + step, ctx, _NEVER)
     return field
@@ -138,8 +140,8 @@ def complex_single(key: str, item: Check, targets: tuple[str, ...] | None) -> Ch
             _not_single(p, ctx)
             return
         item(value, p, ctx)
-        if targets is not None and type(value) is dict:
-            ref = value.get("reference")
+        if targets is not None and type(value) is dict and "reference" in value:
+            ref = value["reference"]
             if type(ref) is str:
                 ctx.refs.append((ref, p, targets))
     return field
@@ -160,8 +162,8 @@ def complex_array(key: str, item: Check, targets: tuple[str, ...] | None, mx: fl
                 continue
             pi = p + step
             item(v, pi, ctx)
-            if targets is not None and type(v) is dict:
-                ref = v.get("reference")
+            if targets is not None and type(v) is dict and "reference" in v:
+                ref = v["reference"]
                 if type(ref) is str:
                     ctx.refs.append((ref, pi, targets))
     return field

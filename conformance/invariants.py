@@ -35,9 +35,27 @@ _TRACE = re.compile(r"\.trace\('[^']*'(?:,\s*[^()]*)?\)")
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
 
+# The natives read JSON objects with `in` and `[]`, and compare prefixes by slicing: a
+# method call (`.get`, `.startswith`) costs several times as much from compiled code. A key
+# that is not a string still raises as before (malformed: fhirpathpy decides).
+
+def _starts(k: Any, prefix: str) -> bool:
+    """``k.startswith(prefix)``."""
+    if type(k) is str:
+        return k[:len(prefix)] == prefix
+    return k.startswith(prefix)
+
+
+def _any_key_starts(n: dict, prefix: str) -> bool:
+    for k in n:
+        if _starts(k, prefix):
+            return True
+    return False
+
+
 def _has_value_key(n: dict) -> bool:
     for k in n:
-        if k.startswith(("value", "_value")):  # `_valueString`: a value with only extensions
+        if _starts(k, "value") or _starts(k, "_value"):  # `_valueString`: only extensions
             return True
     return False
 
@@ -76,32 +94,48 @@ def _dom3(n: dict, ctx: Any) -> bool:
     return all("#" + str(c.get("id")) in refs for c in contained)
 
 
+def _entries(n: dict) -> Any:
+    """``n.get("entry", ())``."""
+    return n["entry"] if "entry" in n else ()
+
+
+def _no_entry_has(n: dict, key: str) -> bool:
+    for e in _entries(n):
+        if type(e) is dict and key in e:
+            return False
+    return True
+
+
 def _entries_all(n: dict, key: str, types: tuple[str, ...]) -> bool:
     """bdl-3 / bdl-4: ``entry.all(<key>.exists() = (%resource.type = ...))``. Without a
     type the comparison is empty, and all() holds only over no entries (FHIRPath)."""
     if "type" not in n:
-        return not any(type(e) is dict for e in n.get("entry", ()))
+        return not any(type(e) is dict for e in _entries(n))
     expected = n["type"] in types
-    for e in n.get("entry", ()):
+    for e in _entries(n):
         if type(e) is dict and (key in e) != expected:
             return False
     return True
 
 
 def _bdl7(n: dict, ctx: Any) -> bool:
-    if n.get("type", "history") == "history":  # no type: `type = 'history'` is empty
+    if "type" not in n or n["type"] == "history":  # no type: `type = 'history'` is empty
         return True
     seen = set()
-    for e in n.get("entry", ()):
+    for e in _entries(n):
         if type(e) is dict and "fullUrl" in e:
-            res = e.get("resource")
             vid = ""
-            if type(res) is dict:
-                meta = res.get("meta")
-                if meta:
-                    vid = meta.get("versionId", "")
+            if "resource" in e:
+                res = e["resource"]
+                if type(res) is dict and "meta" in res:
+                    meta = res["meta"]
+                    if meta:
+                        vid = meta.get("versionId", "")
             url = e["fullUrl"]
-            key = url + vid if type(url) is str and type(vid) is str else f"{url}{vid}"
+            if type(url) is str and type(vid) is str:
+                key = url + vid if vid else url  # (url + "" is url: no new string)
+            else:
+                key = f"{url}{vid}"
             if key in seen:
                 return False
             seen.add(key)
@@ -110,10 +144,10 @@ def _bdl7(n: dict, ctx: Any) -> bool:
 
 def _one_patient(n: dict, ctx: Any) -> bool:
     count = 0
-    for e in n.get("entry", ()):
-        if type(e) is dict:
-            res = e.get("resource")
-            if type(res) is dict and res.get("resourceType") == "Patient":
+    for e in _entries(n):
+        if type(e) is dict and "resource" in e:
+            res = e["resource"]
+            if type(res) is dict and "resourceType" in res and res["resourceType"] == "Patient":
                 count += 1
     return count == 1
 
@@ -136,8 +170,8 @@ def _obs7(n: dict, ctx: Any) -> bool:
 
 
 def _ref1(n: dict, ctx: Any) -> bool:
-    ref = n.get("reference")
-    if type(ref) is not str or not ref.startswith("#"):
+    ref = n["reference"] if "reference" in n else None
+    if type(ref) is not str or ref[:1] != "#":
         return True
     root = ctx.root if ctx.root is not None else {}
     return ref[1:] in {str(c.get("id")) for c in _contained(root)}
@@ -224,8 +258,8 @@ NATIVE: dict[str, tuple[str, Native]] = {
               lambda n, ctx: "total" not in n or "type" not in n
               or n["type"] in ("searchset", "history")),
     "bdl-2": ("entry.search.empty() or (type = 'searchset')",
-              lambda n, ctx: "type" not in n or n["type"] == "searchset" or not any(
-                  type(e) is dict and "search" in e for e in n.get("entry", ()))),
+              lambda n, ctx: "type" not in n or n["type"] == "searchset"
+              or _no_entry_has(n, "search")),
     "bdl-3": ("entry.all(request.exists() = (%resource.type = 'batch' or %resource.type = "
               "'transaction' or %resource.type = 'history'))",
               lambda n, ctx: _entries_all(n, "request", ("batch", "transaction", "history"))),
@@ -238,7 +272,8 @@ NATIVE: dict[str, tuple[str, Native]] = {
     "bdl-7": ("(type = 'history') or entry.where(fullUrl.exists()).select(fullUrl&resource.meta"
               ".versionId).isDistinct()", _bdl7),
     "bdl-8": ("fullUrl.contains('/_history/').not()",
-              lambda n, ctx: type(n.get("fullUrl")) is not str or "/_history/" not in n["fullUrl"]),
+              lambda n, ctx: "fullUrl" not in n or type(n["fullUrl"]) is not str
+              or "/_history/" not in n["fullUrl"]),
     "bdl-9": ("type = 'document' implies (identifier.system.exists() and identifier.value.exists())",
               lambda n, ctx: n.get("type") != "document" or (
                   type(n.get("identifier")) is dict and "system" in n["identifier"]
@@ -266,7 +301,7 @@ NATIVE: dict[str, tuple[str, Native]] = {
     "con-4": ("abatement.empty() or clinicalStatus.coding.where(system='http://terminology.hl7.org"
               "/CodeSystem/condition-clinical' and (code='resolved' or code='remission' or "
               "code='inactive')).exists()",
-              lambda n, ctx: not any(k.startswith("abatement") for k in n) or _has_coding(
+              lambda n, ctx: not _any_key_starts(n, "abatement") or _has_coding(
                   n.get("clinicalStatus"), _CLIN, ("resolved", "remission", "inactive"))),
     "con-5": ("verificationStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/"
               "condition-ver-status' and code='entered-in-error').empty() or clinicalStatus.empty()",

@@ -1,11 +1,14 @@
 """Remember which values were found clean, so a value seen again costs a set lookup.
 
 ``Clean`` is one such set. Primitive fields keep strings in them (``fields.py``), and
-``memoised`` keeps complex values, keyed by their JSON: codings, references, quantities and
-identifiers repeat across the resources of a visit and across visits, and what the checks
-of such a value decide depends on the value alone (the compiler memoises only checkers
-whose constraints look no further than their value; the references a value's check records
-for the Bundle's reference checks are remembered with it and recorded again each time).
+``memoised`` keeps complex values, keyed by their JSON: codings, extensions, participants
+and whole resources repeat across the resources of a visit and across visits, and what the
+checks of such a value decide depends on the value alone (the compiler memoises only
+checkers whose constraints look no further than their value; the references a value's
+check records for the Bundle's reference checks are remembered with it and recorded again
+each time). A key costs about 14 instructions a byte (the dump and its hash), so values
+whose check costs less and which rarely repeat — identifiers, names, periods, quantities,
+references — are not memoised at all (``compiler.PER_EVENT``).
 """
 
 from __future__ import annotations
@@ -43,15 +46,15 @@ def _float(v: Any) -> float:
     return f
 
 
-def memoised(check: Check, reference: bool) -> Check:
+def memoised(check: Check) -> Check:
     """``check`` skipping values found clean before (no issue). A value whose check records
     references for the Bundle's reference checks (an identifier's assigner, a participant's
     individual) is remembered with them, relative to its place, and a value seen again
     records them again at its own place; one that records a ``#`` reference is checked each
     time (ref-1 depends on the container). Values of more than ``_MEMO_MAX`` bytes are
     checked each time, and so are all values of an element where, once ``_TRIAL`` were
-    seen, fewer than one in four repeated (identifiers, references to the resources of one
-    visit: unique by design; looking them up costs more than it saves)."""
+    seen, fewer than one in four repeated (a charge item, an observation: unique by design;
+    looking them up costs more than it saves)."""
     clean: dict[bytes, tuple] = {}  # value → the references its check records (path suffixes)
     dumps = orjson.dumps
     hits = misses = size = 0
@@ -65,14 +68,13 @@ def memoised(check: Check, reference: bool) -> Check:
             key = dumps(v, default=_float)
         except TypeError:
             return check(v, p, ctx)
-        refs = clean.get(key)  # (never a value the lines below refuse to remember)
-        if refs is not None:
+        if key in clean:  # (never a value the lines below refuse to remember)
             hits += 1
+            refs = clean[key]  # (`in` and `[]`: the bytes' hash is computed once)
             if refs:
                 ctx.refs.extend([(ref, p + rest, targets) for ref, rest, targets in refs])
             return
-        if len(key) > _MEMO_MAX or reference and type(v) is dict and str(
-                v.get("reference", "")).startswith("#"):  # ref-1 depends on the container
+        if len(key) > _MEMO_MAX:
             return check(v, p, ctx)
         misses += 1
         if hits * 4 < misses + hits and misses + hits >= _TRIAL:

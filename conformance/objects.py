@@ -79,7 +79,7 @@ def walker(shape: Shape) -> Check:
             _one_choice(present, choice_of, path, ctx)
         if prim_arrays:
             for k in prim_arrays:
-                if type(v := obj.get(k)) is list and None in v:
+                if k in obj and type(v := obj[k]) is list and None in v:
                     _nulls_aligned(obj, k, path, ctx)
         if extras:
             for x in extras:
