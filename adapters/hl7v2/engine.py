@@ -21,6 +21,7 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from itertools import compress
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from adapters.hl7v2 import functions
@@ -42,9 +43,9 @@ class Mapped:
     """What mapping one message produced.
 
     ``data`` the canonical-visit dict; ``issues`` (hl7 path, table 0357 code, text);
-    ``unread`` the non-empty input fields no rule read; ``z_segments``; ``provenance``
-    (canonical path → HL7 path) and ``members`` (list item → its segments), worked out on
-    first use.
+    ``unread`` the non-empty input fields no rule read (an ``Unread``); ``z_segments``;
+    ``provenance`` (canonical path → HL7 path) and ``members`` (list item → its segments),
+    worked out on first use.
     """
 
     __slots__ = ("_members", "_provenance", "_replay", "data", "issues", "rule", "rules",
@@ -53,13 +54,13 @@ class Mapped:
     def __init__(self, rule: MessageRule, data: dict[str, Any],
                  provenance: dict[str, str] | None = None,
                  issues: list[tuple[str, str, str]] | None = None,
-                 unread: list[str] | None = None, z_segments: list[Any] | None = None,
+                 unread: Unread | None = None, z_segments: list[Any] | None = None,
                  members: dict[str, list[str]] | None = None, rules: RuleSet | None = None,
                  replay: Any = None) -> None:
         self.rule = rule
         self.data = data
         self.issues = [] if issues is None else issues
-        self.unread = [] if unread is None else unread
+        self.unread = Unread(()) if unread is None else unread
         self.z_segments = [] if z_segments is None else z_segments
         self.rules = rules
         self._replay = replay  # () -> Mapped with the bookkeeping on, or None
@@ -111,6 +112,61 @@ class Mapped:
     def __repr__(self) -> str:
         return (f"Mapped({'/'.join(self.rule.messages)}, {len(self.issues)} issue(s), "
                 f"{len(self.unread)} unread)")
+
+
+class Unread(Sequence[str]):
+    """The non-empty input fields no rule read (``PID-2``, ``FT1[3]-4``), in message order:
+    an immutable sequence of str, equal to the tuple of them, worked out when first read.
+    Finding them means looking at every field of every segment, and most messages' are
+    never read (an MLLP sender is not told them; an adapter's caller and ``gateway
+    adapters check`` are); the segments it looks at are the message's own, unchanged."""
+
+    __slots__ = ("_items", "_segments")
+
+    def __init__(self, segments: Any) -> None:
+        # (segment name, its number among those of the name, its fields, the field numbers
+        # never reported, the fields a named function read or None), one per segment
+        self._segments = segments
+        self._items: tuple[str, ...] | None = None
+
+    def _all(self) -> tuple[str, ...]:
+        items = self._items
+        if items is None:
+            out: list[str] = []
+            for name, n, fields, known, extra in self._segments:
+                # the non-empty fields (compress skips the empty ones in C) no rule read
+                for number in [i for i in compress(range(len(fields)), fields)
+                               if i not in known]:
+                    if extra is None or number not in extra:
+                        out.append(f"{name}[{n}]-{number}" if n > 1 else f"{name}-{number}")
+            items = self._items = tuple(out)
+            self._segments = ()
+        return items
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._all()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Unread):
+            other = other._all()
+        if isinstance(other, (tuple, list)):
+            return self._all() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._all())
+
+    def __repr__(self) -> str:
+        return repr(self._all())
 
 
 # -- conversions -------------------------------------------------------------------------
@@ -477,7 +533,7 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
     ruleset = plan.ruleset
     data: dict[str, Any] = {}
     issues: list[tuple[str, str, str]] = []
-    unread: list[str] = []
+    segments: list[tuple[str, int, list[str], frozenset[int], set[int] | None]] = []
     z_segments: list[Any] = []
     provenance: dict[str, str] = {}
     members: dict[str, list[str]] = {}
@@ -685,23 +741,16 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                         where = f"{_seg_path(name, n)}-{number}"
                         issues.append((where, "101", f"{where} is required and empty"))
         previous = name
-        # the non-empty fields no rule read, in order (compress skips the empty ones, the
-        # set difference drops the known ones: both in C)
-        left = set(compress(range(len(fields)), fields)).difference(splan.known)
-        if left:
-            if extra:
-                left.difference_update(extra)
-            for number in sorted(left):
-                unread.append(f"{name}[{n}]-{number}" if n > 1 else f"{name}-{number}")
+        segments.append((name, n, fields, splan.known, extra))  # for unread, when asked
     for required in plan.required_segments:
         if required not in counts:
             issues.append((required, "100", f"required segment {required} is missing"))
     if plan.finish:
         ruleset.finish[plan.finish](data, provenance, members)
     if track:
-        return Mapped(plan.rule, data, provenance, issues, unread, z_segments, members,
-                      ruleset)
-    return Mapped(plan.rule, data, None, issues, unread, z_segments, None, ruleset,
+        return Mapped(plan.rule, data, provenance, issues, Unread(segments), z_segments,
+                      members, ruleset)
+    return Mapped(plan.rule, data, None, issues, Unread(segments), z_segments, None, ruleset,
                   replay=lambda: _run(msg, plan, sender_org, True))
 
 

@@ -31,7 +31,7 @@ def run(env: Envelope, ctx) -> Envelope:
             for where, code, text in mapped.issues), status=422)
     data = mapped.data
     if mapped.rule.kind == "merge":
-        return env.with_(event="merge", merge=data, unread=tuple(mapped.unread))
+        return env.with_(event="merge", merge=data, unread=mapped.unread)
     data["org"] = {"code": env.sender.org, "name": env.sender.key_name or env.sender.org}
     validated, unknown, fragments = _KNOWN.stand_in(data)
     try:
@@ -53,7 +53,7 @@ def run(env: Envelope, ctx) -> Envelope:
     # serialising the model (the settlement copy). The parts KnownParts wrote out already
     # go in as they were written (the same bytes).
     visit_json = orjson.dumps({**data, **fragments} if fragments else data, default=str)
-    return env.with_(visit=visit, event=event, unread=tuple(mapped.unread),
+    return env.with_(visit=visit, event=event, unread=mapped.unread,
                      visit_json=visit_json)
 
 
