@@ -317,7 +317,7 @@ class _FieldPlan:
 
     __slots__ = ("constant", "default", "fast", "first_only", "map", "number", "origin",
                  "reads", "repeat", "required", "rule", "set_default", "set_to", "simple",
-                 "step", "targets", "to", "use", "when")
+                 "step", "straight", "targets", "to", "use", "when")
 
     def __init__(self, rule: FieldRule, required: bool, ruleset: RuleSet) -> None:
         comps = datatypes()[rule.type]
@@ -337,10 +337,12 @@ class _FieldPlan:
         self.constant = rule.constant
         self.map = rule.map
         self.default = rule.default
-        # (component name, plain key or None, setter, table or None, target path, suffix)
-        self.targets: tuple[tuple[str, str | None, Any, Any, str, str], ...] | None = None
+        # (component name, parent, key, setter, table or None, target path, suffix): where
+        # each component goes (see _place)
+        self.targets: tuple[tuple[str, str | None, str | None, Any, Any, str, str], ...] | None
+        self.targets = None
         self.set_to = self.set_default = None
-        key = None  # a target that is a plain key of the item: set without a call
+        parent = key = None  # where a scalar target goes (see _place)
         if isinstance(rule.to, dict):
             table_of = rule.map or {}
             targets = []
@@ -349,14 +351,14 @@ class _FieldPlan:
                 suffix = (f".{comp.comp}" + (f".{comp.sub}" if comp.sub > 1 else "")
                           if comp.comp > 1 or comp.sub > 1 else "")
                 table = table_of.get(cname)
-                targets.append((cname, _plain_key(target), setter(target),
+                targets.append((cname, *_place(target), setter(target),
                                 table if isinstance(table, dict) else None, target, suffix))
             self.targets = tuple(targets)
         else:
             to = rule.to
             self.set_to = (setter(to) if isinstance(to, str)
                            else lambda item, value: set_path(item, to, value))
-            key = _plain_key(to)
+            parent, key = _place(to)
             if rule.default is not None and isinstance(to, str):
                 self.set_default = self.set_to
         # Only the first non-empty component matters (a plain move or a constant), and no
@@ -371,8 +373,17 @@ class _FieldPlan:
         # a plain move whose value, when the field holds no delimiter, is component 1 as it is
         # (converted): nothing else could be read, or fail to convert
         self.fast = self.simple and bool(self.origin) and (self.first_only or len(self.origin) == 1)
+        # components → their own paths, nothing run on them, no conversion that can fail:
+        # each component read goes straight to its place, no dict of values in between
+        # (the reads are the targets' components, in the same order: rules.py)
+        self.straight = None
+        if (self.targets is not None and not rule.use and not rule.when
+                and all(conv in _NEVER_FAIL for _n, _c, _s, conv in rule.components)):
+            assert [r[0] for r in self.reads] == [t[0] for t in self.targets]
+            self.straight = tuple((ci, si, conv, *target[1:])
+                                  for (_n, ci, si, conv), target in zip(self.reads, self.targets))
         self.step = (self, self.number, self.fast, self.origin[0][1] if self.fast else None,
-                     self.constant, self.map, key, self.set_to)
+                     self.constant, self.map, parent, key, self.set_to)
 
     def mapped(self, value: Any) -> Any:
         """A value through the rule's map: closed (``_UNMAPPED`` for a value it does not
@@ -394,9 +405,17 @@ class _FieldPlan:
 _UNMAPPED = object()
 
 
-def _plain_key(path: Any) -> str | None:
-    """``path`` when it names a key of the item itself (no ``.``, no ``[]``), else None."""
-    return path if isinstance(path, str) and "." not in path and "[" not in path else None
+def _place(path: Any) -> tuple[str | None, str | None]:
+    """Where ``_run`` sets a path itself, without calling its setter: (None, key) for a key
+    of the item (``visit_no``), (parent, key) for a key of a dict in it (``patient.name``:
+    ``item.setdefault(parent, {})[key]``, what the setter does); (None, None) for any other
+    path (``patient.cards[]``), which the setter sets."""
+    if not isinstance(path, str) or "[" in path or path.count(".") > 1:
+        return None, None
+    if "." not in path:
+        return None, path
+    parent, _, key = path.partition(".")
+    return parent, key
 
 
 def _named(functions_: dict[str, Any], name: str) -> Any:
@@ -549,7 +568,9 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
         n = counts[name] = counts.get(name, 0) + 1
         if name[:1] == "Z":
             z_segments.append(seg)
-        fields = seg.raw_fields()
+        fields = seg._f  # split on first use (raw_fields)
+        if fields is None:
+            fields = seg.raw_fields()
         splan = segment_plans.get(name)
         extra: set[int] | None = None  # fields a named function read besides its own
         if splan is None:
@@ -581,7 +602,7 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
             # (most of them): a field of it only needs looking at for components
             plain = not (rsep in seg._line or ssep in seg._line or esc in seg._line)
             read = None  # ctx["read"] for the named functions, made once per segment
-            for fplan, number, fast, conv, constant, table, key, set_to in splan.steps:
+            for fplan, number, fast, conv, constant, table, parent, key, set_to in splan.steps:
                 raw = fields[number] if number < nfields else ""
                 produced = False
                 if not raw:
@@ -608,10 +629,12 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                         if track:
                             provenance[prefix + set_path(item, fplan.to, value)] = (
                                 f"{_seg_path(name, n)}-{number}")
-                        elif key is not None:
+                        elif key is None:
+                            set_to(item, value)
+                        elif parent is None:
                             item[key] = value
                         else:
-                            set_to(item, value)
+                            item.setdefault(parent, {})[key] = value
                 else:
                     if header and number <= 2:  # MSH-1 / MSH-2: never split
                         reps: Any = seg.field(number)
@@ -625,11 +648,41 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                     simple = fplan.simple
                     use = fplan.use
                     when = fplan.when
+                    straight = fplan.straight
                     ctx: dict[str, Any] | None = None
                     r = -1
                     for rep in reps:
                         r += 1
                         if not rep:
+                            continue
+                        if straight is not None and not nested and (
+                                plain or not (ssep in rep or esc in rep)):
+                            # components → their own paths, read straight from the split
+                            # repetition (nothing to unescape, no conversion that can fail)
+                            comps = rep.split(csep) if csep in rep else (rep,)
+                            ncomps = len(comps)
+                            for (ci, si, cconv, tparent, tkey, tset, ttable, target,
+                                 suffix) in straight:
+                                if si or ci >= ncomps:
+                                    continue
+                                text = comps[ci]
+                                if not text:
+                                    continue
+                                value = text if cconv is None else cconv[text]
+                                if ttable is not None:
+                                    value = ttable.get(value, value)
+                                if track:
+                                    where = (f"{_seg_path(name, n)}-{number}"
+                                             + (f"[{r + 1}]" if r else ""))
+                                    provenance[prefix + set_path(item, target, value)] = (
+                                        where + suffix)
+                                elif tkey is None:
+                                    tset(item, value)
+                                elif tparent is None:
+                                    item[tkey] = value
+                                else:
+                                    item.setdefault(tparent, {})[tkey] = value
+                                produced = True
                             continue
                         # the named components of this repetition (or, for a plain move, the
                         # first of them), unescaped and converted
@@ -689,7 +742,8 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                             if when is not None and not when(values, ctx):
                                 continue
                             if fplan.targets is not None:  # components → their own paths
-                                for cname, tkey, tset, ttable, target, suffix in fplan.targets:
+                                for (cname, tparent, tkey, tset, ttable, target,
+                                     suffix) in fplan.targets:
                                     if cname in values:
                                         value = values[cname]
                                         if ttable is not None:
@@ -699,10 +753,12 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                                                      + (f"[{r + 1}]" if r else ""))
                                             provenance[prefix + set_path(item, target, value)] = (
                                                 where + suffix)
-                                        elif tkey is not None:
+                                        elif tkey is None:
+                                            tset(item, value)
+                                        elif tparent is None:
                                             item[tkey] = value
                                         else:
-                                            tset(item, value)
+                                            item.setdefault(tparent, {})[tkey] = value
                                         produced = True
                                 continue
                             if constant is not None:
@@ -730,10 +786,12 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                         if track:
                             where = f"{_seg_path(name, n)}-{number}" + (f"[{r + 1}]" if r else "")
                             provenance[prefix + set_path(item, fplan.to, value)] = where
-                        elif key is not None:
+                        elif key is None:
+                            set_to(item, value)
+                        elif parent is None:
                             item[key] = value
                         else:
-                            set_to(item, value)
+                            item.setdefault(parent, {})[key] = value
                 if not produced:
                     if fplan.set_default is not None:
                         fplan.set_default(item, fplan.default)
