@@ -21,7 +21,7 @@ class ParallelBuildExt(build_ext):
             self.parallel = os.cpu_count() or 1
 
 COMPILED = [
-    "adapters/hl7v2/engine.py", "adapters/paths.py",
+    "adapters/hl7v2/engine.py", "adapters/hl7v2/functions.py", "adapters/paths.py",
     "conformance/bindings.py", "conformance/constraints.py", "conformance/dispatch.py",
     "conformance/fields.py",
     "conformance/invariants.py", "conformance/memo.py", "conformance/objects.py",

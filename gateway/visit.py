@@ -165,6 +165,9 @@ class LabResult(_Model):
         return self
 
 
+_CENT = Decimal("0.01")
+
+
 class FeeItem(_Model):
     line_no: Code
     item_code: Code = Field(description="the hospital's own item code")
@@ -176,10 +179,12 @@ class FeeItem(_Model):
     amount: Decimal = Field(ge=0, max_digits=16, decimal_places=2)
     insurance_class: Code | None = Field(None, description="NHSA chrgitm_lv: 01 甲 02 乙 03 丙")
 
+    # pydantic runs an "after" model validator on an instance passed as a field's value too
+    # (gateway.stages.parse_v2.KnownParts passes remembered ones): it runs for every fee line
     @model_validator(mode="after")
     def _check_amount(self) -> FeeItem:
-        expected = (self.unit_price * self.quantity).quantize(Decimal("0.01"))
-        if abs(expected - self.amount) > Decimal("0.01"):
+        expected = (self.unit_price * self.quantity).quantize(_CENT)
+        if abs(expected - self.amount) > _CENT:
             raise ValueError(
                 f"amount {self.amount} is not unit_price × quantity ({expected})"
             )
@@ -225,12 +230,14 @@ class OutpatientVisit(_Model):
             ("labs", self.labs, "order_no"),
             ("fees", self.fees, "line_no"),
         ):
+            if len(items) < 2:  # nothing to repeat (most visits' lists)
+                continue
             seen: set[str] = set()
             for item in items:
                 value = getattr(item, key)
                 if value in seen:
                     raise ValueError(f"{name}: {key} {value!r} appears more than once")
                 seen.add(value)
-        if sum(d.primary for d in self.diagnoses) > 1:
+        if len(self.diagnoses) > 1 and sum(d.primary for d in self.diagnoses) > 1:
             raise ValueError("diagnoses: at most one may be primary")
         return self

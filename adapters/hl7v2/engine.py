@@ -20,8 +20,8 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
 from itertools import compress
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from adapters.hl7v2 import functions
@@ -32,6 +32,7 @@ from gateway.hl7.escape import unescape
 # Fields that are structure, not content (what the protocol layer reads in MSH, the set ids
 # that only number repeated segments) are listed per rule set: ``RuleSet.protocol``.
 DEFAULT_OFFSET = timezone(timedelta(hours=8))
+_DEFAULT_SUFFIX = (DEFAULT_OFFSET, datetime(2000, 1, 1, tzinfo=DEFAULT_OFFSET).isoformat()[19:])
 
 
 class UnsupportedMessage(LookupError):
@@ -42,9 +43,9 @@ class Mapped:
     """What mapping one message produced.
 
     ``data`` the canonical-visit dict; ``issues`` (hl7 path, table 0357 code, text);
-    ``unread`` the non-empty input fields no rule read; ``z_segments``; ``provenance``
-    (canonical path → HL7 path) and ``members`` (list item → its segments), worked out on
-    first use.
+    ``unread`` the non-empty input fields no rule read (an ``Unread``); ``z_segments``;
+    ``provenance`` (canonical path → HL7 path) and ``members`` (list item → its segments),
+    worked out on first use.
     """
 
     __slots__ = ("_members", "_provenance", "_replay", "data", "issues", "rule", "rules",
@@ -53,13 +54,13 @@ class Mapped:
     def __init__(self, rule: MessageRule, data: dict[str, Any],
                  provenance: dict[str, str] | None = None,
                  issues: list[tuple[str, str, str]] | None = None,
-                 unread: list[str] | None = None, z_segments: list[Any] | None = None,
+                 unread: Unread | None = None, z_segments: list[Any] | None = None,
                  members: dict[str, list[str]] | None = None, rules: RuleSet | None = None,
                  replay: Any = None) -> None:
         self.rule = rule
         self.data = data
         self.issues = [] if issues is None else issues
-        self.unread = [] if unread is None else unread
+        self.unread = Unread(()) if unread is None else unread
         self.z_segments = [] if z_segments is None else z_segments
         self.rules = rules
         self._replay = replay  # () -> Mapped with the bookkeeping on, or None
@@ -113,26 +114,127 @@ class Mapped:
                 f"{len(self.unread)} unread)")
 
 
+class Unread(Sequence[str]):
+    """The non-empty input fields no rule read (``PID-2``, ``FT1[3]-4``), in message order:
+    an immutable sequence of str, equal to the tuple of them, worked out when first read.
+    Finding them means looking at every field of every segment, and most messages' are
+    never read (an MLLP sender is not told them; an adapter's caller and ``gateway
+    adapters check`` are); the segments it looks at are the message's own, unchanged."""
+
+    __slots__ = ("_items", "_segments")
+
+    def __init__(self, segments: Any) -> None:
+        # (segment name, its number among those of the name, its fields, the field numbers
+        # never reported, the fields a named function read or None), one per segment
+        self._segments = segments
+        self._items: tuple[str, ...] | None = None
+
+    def _all(self) -> tuple[str, ...]:
+        items = self._items
+        if items is None:
+            out: list[str] = []
+            for name, n, fields, known, extra in self._segments:
+                # the non-empty fields (compress skips the empty ones in C) no rule read
+                for number in [i for i in compress(range(len(fields)), fields)
+                               if i not in known]:
+                    if extra is None or number not in extra:
+                        out.append(f"{name}[{n}]-{number}" if n > 1 else f"{name}-{number}")
+            items = self._items = tuple(out)
+            self._segments = ()
+        return items
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._all()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Unread):
+            other = other._all()
+        if isinstance(other, (tuple, list)):
+            return self._all() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._all())
+
+    def __repr__(self) -> str:
+        return repr(self._all())
+
+
 # -- conversions -------------------------------------------------------------------------
 
 _TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{4})?$")
 
 
-@lru_cache(maxsize=4096)  # a message repeats its times (PV1-44, OBX-14, ...)
 def _ts(text: str) -> str:
+    if len(text) in _TS_LENGTHS and text.isascii():
+        quick = _ts_quick(text)
+        if quick is not None:
+            return quick
     m = _TS.match(text)
     if not m or m.group(4) is None:
         raise functions.MappingProblem(f"{text!r} is not a timestamp YYYYMMDDHHMM[SS][+ZZZZ]")
     y, mo, d, h, mi, s, off = m.groups()
-    tz = DEFAULT_OFFSET
-    if off:
-        sign = 1 if off[0] == "+" else -1
-        tz = timezone(sign * timedelta(hours=int(off[1:3]), minutes=int(off[3:5])))
+    tz = _offset(off)[0] if off else DEFAULT_OFFSET
     try:
         value = datetime(int(y), int(mo), int(d), int(h), int(mi or 0), int(s or 0), tzinfo=tz)
     except ValueError as exc:
         raise functions.MappingProblem(f"{text!r} is not a valid time: {exc}") from None
     return value.isoformat()
+
+
+# YYYYMMDDHHMM[SS] with or without +ZZZZ: the forms senders use
+_TS_LENGTHS = frozenset((12, 14, 17, 19))
+
+
+def _ts_quick(text: str) -> str | None:
+    """``_ts`` of an ASCII text in one of the usual forms, written out without the regular
+    expression, the time zone and ``isoformat`` (a third of the instructions): the digits as
+    they are, once ``datetime`` has checked them. None for anything else, which ``_ts``
+    reads the long way (a time that is not valid, say, to report it as it does)."""
+    size = len(text)
+    if size > 14:
+        stamp, off = text[:size - 5], text[size - 5:]
+        if off[0] not in "+-" or not off[1:].isdigit():
+            return None
+    else:
+        stamp, off = text, ""
+    if not stamp.isdigit():
+        return None
+    tz, suffix = _offset(off) if off else _DEFAULT_SUFFIX
+    y, mo, d, h, mi = stamp[:4], stamp[4:6], stamp[6:8], stamp[8:10], stamp[10:12]
+    s = stamp[12:14] or "00"
+    try:
+        datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=tz)
+    except ValueError:
+        return None
+    # what isoformat writes: the fields zero-padded to the widths they already have
+    return f"{y}-{mo}-{d}T{h}:{mi}:{s}{suffix}"
+
+
+_OFFSETS: dict[str, tuple[timezone, str]] = {}
+
+
+def _offset(off: str) -> tuple[timezone, str]:
+    """The time zone of an offset "+0800" and how ``isoformat`` writes it ("+08:00"); a few
+    offsets ever occur, each is remembered (one that is out of range raises ValueError, as
+    ``timezone`` does, and is not)."""
+    found = _OFFSETS.get(off)
+    if found is None:
+        sign = 1 if off[0] == "+" else -1
+        tz = timezone(sign * timedelta(hours=int(off[1:3]), minutes=int(off[3:5])))
+        found = (tz, datetime(2000, 1, 1, tzinfo=tz).isoformat()[19:])
+        if len(_OFFSETS) < 256:
+            _OFFSETS[off] = found
+    return found
 
 
 def _dt(text: str) -> str:
@@ -152,7 +254,31 @@ def _nm(text: str) -> str:
     return text
 
 
-_CONVERT = {"st": lambda t: t, "id": str.strip, "nm": _nm, "dt": _dt, "ts": _ts}
+class _Memo(dict):
+    """A conversion with its results remembered: ``memo[text]`` is the converted ``text``,
+    worked out once (a message repeats its times, a patient's birth date comes with every
+    message, fee lines repeat their prices) and then a dictionary lookup. A text that does
+    not convert raises each time and is not remembered. At most ``LIMIT`` results are kept:
+    the memo is emptied when full. Every conversion is a pure function of the text."""
+
+    __slots__ = ("convert",)
+    LIMIT = 4096
+
+    def __init__(self, convert: Any) -> None:
+        super().__init__()
+        self.convert = convert
+
+    def __missing__(self, text: str) -> str:
+        value = self.convert(text)
+        if len(self) >= self.LIMIT:
+            self.clear()
+        self[text] = value
+        return value
+
+
+# by the rules' `as`: "st" is the text itself (None: nothing to convert)
+_CONVERT = {"st": None, "id": _Memo(str.strip), "nm": _Memo(_nm), "dt": _Memo(_dt),
+            "ts": _Memo(_ts)}
 _NEVER_FAIL = frozenset(("st", "id"))  # conversions that cannot raise MappingProblem
 
 
@@ -184,29 +310,39 @@ def _sources(ruleset: RuleSet) -> dict[tuple[str | None, str], str]:
 # -- the compiled rules ------------------------------------------------------------------
 
 class _FieldPlan:
-    """One field rule, ready to run: what it reads, where it writes, what it calls."""
+    """One field rule, ready to run: what it reads, where it writes, what it calls.
+
+    ``step`` is what ``_run`` needs of it for every segment, in one tuple (unpacked at once:
+    cheaper than reading a dozen attributes for every field of every message)."""
 
     __slots__ = ("constant", "default", "fast", "first_only", "map", "number", "origin",
                  "reads", "repeat", "required", "rule", "set_default", "set_to", "simple",
-                 "targets", "to", "use", "when")
+                 "step", "straight", "targets", "to", "use", "when")
 
-    def __init__(self, rule: FieldRule, required: bool) -> None:
+    def __init__(self, rule: FieldRule, required: bool, ruleset: RuleSet) -> None:
         comps = datatypes()[rule.type]
         self.rule = rule
         self.number = rule.number
         self.repeat = rule.repeat
         self.required = required
-        # (component name, component index, subcomponent index, conversion or None)
-        self.reads = tuple((name, comp - 1, sub - 1, None if conv == "st" else _CONVERT[conv])
+        # (component name, component index, subcomponent index, conversion or None): a
+        # conversion is a _Memo, read as conv[text]
+        self.reads = tuple((name, comp - 1, sub - 1, _CONVERT[conv])
                            for name, comp, sub, conv in rule.components)
         self.to = rule.to
-        self.use = rule.use  # function names, looked up in the rule set when called
-        self.when = rule.when
+        # the named functions, looked up once (a name the rule set lacks fails when called,
+        # as looking it up then would)
+        self.use = _named(ruleset.use, rule.use) if rule.use else None
+        self.when = _named(ruleset.when, rule.when) if rule.when else None
         self.constant = rule.constant
         self.map = rule.map
         self.default = rule.default
-        self.targets: tuple[tuple[str, Any, Any, str, str], ...] | None = None
+        # (component name, parent, key, setter, table or None, target path, suffix): where
+        # each component goes (see _place)
+        self.targets: tuple[tuple[str, str | None, str | None, Any, Any, str, str], ...] | None
+        self.targets = None
         self.set_to = self.set_default = None
+        parent = key = None  # where a scalar target goes (see _place)
         if isinstance(rule.to, dict):
             table_of = rule.map or {}
             targets = []
@@ -215,13 +351,14 @@ class _FieldPlan:
                 suffix = (f".{comp.comp}" + (f".{comp.sub}" if comp.sub > 1 else "")
                           if comp.comp > 1 or comp.sub > 1 else "")
                 table = table_of.get(cname)
-                targets.append((cname, setter(target), table if isinstance(table, dict) else None,
-                                target, suffix))
+                targets.append((cname, *_place(target), setter(target),
+                                table if isinstance(table, dict) else None, target, suffix))
             self.targets = tuple(targets)
         else:
             to = rule.to
             self.set_to = (setter(to) if isinstance(to, str)
                            else lambda item, value: set_path(item, to, value))
+            parent, key = _place(to)
             if rule.default is not None and isinstance(to, str):
                 self.set_default = self.set_to
         # Only the first non-empty component matters (a plain move or a constant), and no
@@ -236,6 +373,17 @@ class _FieldPlan:
         # a plain move whose value, when the field holds no delimiter, is component 1 as it is
         # (converted): nothing else could be read, or fail to convert
         self.fast = self.simple and bool(self.origin) and (self.first_only or len(self.origin) == 1)
+        # components → their own paths, nothing run on them, no conversion that can fail:
+        # each component read goes straight to its place, no dict of values in between
+        # (the reads are the targets' components, in the same order: rules.py)
+        self.straight = None
+        if (self.targets is not None and not rule.use and not rule.when
+                and all(conv in _NEVER_FAIL for _n, _c, _s, conv in rule.components)):
+            assert [r[0] for r in self.reads] == [t[0] for t in self.targets]
+            self.straight = tuple((ci, si, conv, *target[1:])
+                                  for (_n, ci, si, conv), target in zip(self.reads, self.targets))
+        self.step = (self, self.number, self.fast, self.origin[0][1] if self.fast else None,
+                     self.constant, self.map, parent, key, self.set_to)
 
     def mapped(self, value: Any) -> Any:
         """A value through the rule's map: closed (``_UNMAPPED`` for a value it does not
@@ -257,12 +405,38 @@ class _FieldPlan:
 _UNMAPPED = object()
 
 
+def _place(path: Any) -> tuple[str | None, str | None]:
+    """Where ``_run`` sets a path itself, without calling its setter: (None, key) for a key
+    of the item (``visit_no``), (parent, key) for a key of a dict in it (``patient.name``:
+    ``item.setdefault(parent, {})[key]``, what the setter does); (None, None) for any other
+    path (``patient.cards[]``), which the setter sets."""
+    if not isinstance(path, str) or "[" in path or path.count(".") > 1:
+        return None, None
+    if "." not in path:
+        return None, path
+    parent, _, key = path.partition(".")
+    return parent, key
+
+
+def _named(functions_: dict[str, Any], name: str) -> Any:
+    """The function ``name`` of a rule set; for a name it does not have, one that raises the
+    KeyError looking it up would."""
+    found = functions_.get(name)
+    if found is not None:
+        return found
+
+    def missing(*_args: Any) -> Any:
+        raise KeyError(name)
+    return missing
+
+
 class _SegmentPlan:
-    __slots__ = ("fields", "inherit", "into", "joins", "known", "list_name")
+    __slots__ = ("fields", "inherit", "into", "joins", "known", "list_name", "steps")
 
     def __init__(self, srule: SegmentRule | None, fields: tuple[_FieldPlan, ...],
                  protocol: frozenset[int]) -> None:
         self.fields = fields
+        self.steps = tuple(f.step for f in fields)
         self.into = srule.into if srule is not None else None
         self.list_name = self.into.removesuffix("[]") if self.into else ""
         self.joins = srule.joins if srule is not None else None
@@ -286,7 +460,7 @@ class _MessagePlan:
                 continue
             fields = tuple(
                 _FieldPlan(f, f.source in rule.required_fields
-                           if rule.required_fields is not None else f.required)
+                           if rule.required_fields is not None else f.required, ruleset)
                 for f in ruleset.segments.get(srule.name, ()))
             self.segments[srule.name] = _SegmentPlan(
                 srule, fields, ruleset.protocol.get(srule.name, frozenset()))
@@ -330,21 +504,13 @@ def _seg_path(name: str, n: int) -> str:
 
 def _read_values(plan: _FieldPlan, rep: str, csep: str, ssep: str, esc: str, enc: Any,
                  charset: str) -> dict[str, Any]:
-    """The named components of one repetition (raw, escaped text), unescaped and converted;
-    empty ones left out. Raises MappingProblem from a conversion."""
+    """The named components of one repetition (raw, escaped text) that holds a subcomponent
+    separator or an escape character, unescaped and converted; empty ones left out. Raises
+    MappingProblem from a conversion. (A repetition with components only is read in
+    ``_run``.)"""
     comps = rep.split(csep) if csep in rep else (rep,)
     ncomps = len(comps)
     values: dict[str, Any] = {}
-    if not (ssep in rep or esc in rep):  # components only: nothing to split or unescape
-        for cname, ci, si, conv in plan.reads:
-            if si or ci >= ncomps:
-                continue
-            text = comps[ci]
-            if text:
-                values[cname] = text if conv is None else conv(text)
-                if plan.first_only:
-                    break
-        return values
     for cname, ci, si, conv in plan.reads:
         if ci >= ncomps:
             continue
@@ -362,7 +528,7 @@ def _read_values(plan: _FieldPlan, rep: str, csep: str, ssep: str, esc: str, enc
             text = unescape(text, enc, charset=charset)
             if not text:
                 continue
-        values[cname] = text if conv is None else conv(text)
+        values[cname] = text if conv is None else conv[text]
         if plan.first_only:
             break
     return values
@@ -375,7 +541,7 @@ def _nested_values(plan: _FieldPlan, rep: list[list[str]]) -> dict[str, Any]:
         if ci < len(rep) and si < len(rep[ci]):
             text = rep[ci][si]
             if text:
-                values[cname] = text if conv is None else conv(text)
+                values[cname] = text if conv is None else conv[text]
                 if plan.first_only:
                     break
     return values
@@ -386,7 +552,7 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
     ruleset = plan.ruleset
     data: dict[str, Any] = {}
     issues: list[tuple[str, str, str]] = []
-    unread: list[str] = []
+    segments: list[tuple[str, int, list[str], frozenset[int], set[int] | None]] = []
     z_segments: list[Any] = []
     provenance: dict[str, str] = {}
     members: dict[str, list[str]] = {}
@@ -402,7 +568,9 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
         n = counts[name] = counts.get(name, 0) + 1
         if name[:1] == "Z":
             z_segments.append(seg)
-        fields = seg.raw_fields()
+        fields = seg._f  # split on first use (raw_fields)
+        if fields is None:
+            fields = seg.raw_fields()
         splan = segment_plans.get(name)
         extra: set[int] | None = None  # fields a named function read besides its own
         if splan is None:
@@ -430,104 +598,174 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                             item[key] = inherited
             nfields = len(fields)
             header = seg._header
-            for fplan in splan.fields:
-                number = fplan.number
+            # a segment without repetition, subcomponent or escape characters anywhere
+            # (most of them): a field of it only needs looking at for components
+            plain = not (rsep in seg._line or ssep in seg._line or esc in seg._line)
+            read = None  # ctx["read"] for the named functions, made once per segment
+            for fplan, number, fast, conv, constant, table, parent, key, set_to in splan.steps:
                 raw = fields[number] if number < nfields else ""
                 produced = False
                 if not raw:
                     pass
-                elif (fplan.fast and not track and not (header and number <= 2)
-                        and not (rsep in raw or csep in raw or ssep in raw or esc in raw)):
+                elif fast and (csep not in raw if plain else not (
+                        rsep in raw or csep in raw or ssep in raw or esc in raw)) and not (
+                        header and number <= 2):
                     # the common case: a plain move of a value that holds no delimiter
-                    conv = fplan.origin[0][1]
                     try:
-                        value = raw if conv is None else conv(raw)
+                        value = raw if conv is None else conv[raw]
                     except functions.MappingProblem as exc:
                         where = f"{_seg_path(name, n)}-{number}"
                         issues.append((where, "102", f"{where}: {exc}"))
                     else:
                         produced = True
-                        if fplan.constant is not None:
-                            value = fplan.constant
-                        if fplan.map is not None and not isinstance(value, (dict, list)):
+                        if constant is not None:
+                            value = constant
+                        if table is not None and not isinstance(value, (dict, list)):
                             mapped = fplan.mapped(value)
                             if mapped is _UNMAPPED:
                                 issues.append(fplan.unmapped(_seg_path(name, n), 0, value))
                                 continue
                             value = mapped
-                        fplan.set_to(item, value)
+                        if track:
+                            provenance[prefix + set_path(item, fplan.to, value)] = (
+                                f"{_seg_path(name, n)}-{number}")
+                        elif key is None:
+                            set_to(item, value)
+                        elif parent is None:
+                            item[key] = value
+                        else:
+                            item.setdefault(parent, {})[key] = value
                 else:
                     if header and number <= 2:  # MSH-1 / MSH-2: never split
                         reps: Any = seg.field(number)
                         nested = True
                     else:
                         nested = False
-                        if rsep in raw:
+                        if not plain and rsep in raw:
                             reps = raw.split(rsep) if fplan.repeat else (raw.split(rsep, 1)[0],)
                         else:
                             reps = (raw,)
+                    simple = fplan.simple
+                    use = fplan.use
+                    when = fplan.when
+                    straight = fplan.straight
                     ctx: dict[str, Any] | None = None
                     r = -1
                     for rep in reps:
                         r += 1
                         if not rep:
                             continue
+                        if straight is not None and not nested and (
+                                plain or not (ssep in rep or esc in rep)):
+                            # components → their own paths, read straight from the split
+                            # repetition (nothing to unescape, no conversion that can fail)
+                            comps = rep.split(csep) if csep in rep else (rep,)
+                            ncomps = len(comps)
+                            for (ci, si, cconv, tparent, tkey, tset, ttable, target,
+                                 suffix) in straight:
+                                if si or ci >= ncomps:
+                                    continue
+                                text = comps[ci]
+                                if not text:
+                                    continue
+                                value = text if cconv is None else cconv[text]
+                                if ttable is not None:
+                                    value = ttable.get(value, value)
+                                if track:
+                                    where = (f"{_seg_path(name, n)}-{number}"
+                                             + (f"[{r + 1}]" if r else ""))
+                                    provenance[prefix + set_path(item, target, value)] = (
+                                        where + suffix)
+                                elif tkey is None:
+                                    tset(item, value)
+                                elif tparent is None:
+                                    item[tkey] = value
+                                else:
+                                    item.setdefault(tparent, {})[tkey] = value
+                                produced = True
+                            continue
                         # the named components of this repetition (or, for a plain move, the
                         # first of them), unescaped and converted
                         try:
-                            if nested or csep in rep or ssep in rep or esc in rep:
-                                values = (_nested_values(fplan, rep) if nested else
-                                          _read_values(fplan, rep, csep, ssep, esc, enc, charset))
+                            if nested:
+                                values = _nested_values(fplan, rep)
                                 if not values:
                                     continue
-                                if fplan.simple:
+                                if simple:
                                     first = next(iter(values.values()))
-                            else:  # the whole repetition is component 1, subcomponent 1
-                                origin = fplan.origin
-                                if not origin:
-                                    continue
-                                if fplan.fast:
-                                    conv = origin[0][1]
-                                    first = rep if conv is None else conv(rep)
-                                else:
+                            elif plain or not (ssep in rep or esc in rep):
+                                if csep in rep:  # components only: nothing to unescape
+                                    comps = rep.split(csep)
+                                    ncomps = len(comps)
                                     values = {}
-                                    for cname, conv in origin:
-                                        values[cname] = rep if conv is None else conv(rep)
-                                    first = values[origin[0][0]]
+                                    for cname, ci, si, cconv in fplan.reads:
+                                        if si or ci >= ncomps:
+                                            continue
+                                        text = comps[ci]
+                                        if text:
+                                            values[cname] = text if cconv is None else cconv[text]
+                                            if fplan.first_only:
+                                                break
+                                    if not values:
+                                        continue
+                                    if simple:
+                                        first = next(iter(values.values()))
+                                else:  # the whole repetition is component 1, subcomponent 1
+                                    origin = fplan.origin
+                                    if not origin:
+                                        continue
+                                    if fast:
+                                        first = rep if conv is None else conv[rep]
+                                    else:
+                                        values = {}
+                                        for cname, cconv in origin:
+                                            values[cname] = rep if cconv is None else cconv[rep]
+                                        first = values[origin[0][0]]
+                            else:
+                                values = _read_values(fplan, rep, csep, ssep, esc, enc, charset)
+                                if not values:
+                                    continue
+                                if simple:
+                                    first = next(iter(values.values()))
                         except functions.MappingProblem as exc:
                             where = f"{_seg_path(name, n)}-{number}" + (f"[{r + 1}]" if r else "")
                             issues.append((where, "102", f"{where}: {exc}"))
                             continue
-                        if fplan.simple:  # a plain move, or a constant
-                            value = first if fplan.constant is None else fplan.constant
+                        if simple:  # a plain move, or a constant
+                            value = first if constant is None else constant
                         else:
-                            if ctx is None and (fplan.use or fplan.when):
-                                if extra is None:
+                            if ctx is None and (use is not None or when is not None):
+                                if read is None:
                                     extra = set()
-                                ctx = {"read": _reader(seg, extra), "item": item,
-                                       "sender_org": sender_org}
-                            if fplan.when and not ruleset.when[fplan.when](values, ctx):
+                                    read = _reader(seg, extra)
+                                ctx = {"read": read, "item": item, "sender_org": sender_org}
+                            if when is not None and not when(values, ctx):
                                 continue
                             if fplan.targets is not None:  # components → their own paths
-                                for cname, set_to, table, target, suffix in fplan.targets:
+                                for (cname, tparent, tkey, tset, ttable, target,
+                                     suffix) in fplan.targets:
                                     if cname in values:
                                         value = values[cname]
-                                        if table is not None:
-                                            value = table.get(value, value)
+                                        if ttable is not None:
+                                            value = ttable.get(value, value)
                                         if track:
                                             where = (f"{_seg_path(name, n)}-{number}"
                                                      + (f"[{r + 1}]" if r else ""))
                                             provenance[prefix + set_path(item, target, value)] = (
                                                 where + suffix)
+                                        elif tkey is None:
+                                            tset(item, value)
+                                        elif tparent is None:
+                                            item[tkey] = value
                                         else:
-                                            set_to(item, value)
+                                            item.setdefault(tparent, {})[tkey] = value
                                         produced = True
                                 continue
-                            if fplan.constant is not None:
-                                value = fplan.constant
-                            elif fplan.use:
+                            if constant is not None:
+                                value = constant
+                            elif use is not None:
                                 try:
-                                    value = ruleset.use[fplan.use](values, ctx)
+                                    value = use(values, ctx)
                                 except functions.MappingProblem as exc:
                                     where = (f"{_seg_path(name, n)}-{number}"
                                              + (f"[{r + 1}]" if r else ""))
@@ -539,7 +777,7 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                             if value is None:
                                 continue
                         produced = True
-                        if fplan.map is not None and not isinstance(value, (dict, list)):
+                        if table is not None and not isinstance(value, (dict, list)):
                             mapped = fplan.mapped(value)
                             if mapped is _UNMAPPED:
                                 issues.append(fplan.unmapped(_seg_path(name, n), r, value))
@@ -548,8 +786,12 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                         if track:
                             where = f"{_seg_path(name, n)}-{number}" + (f"[{r + 1}]" if r else "")
                             provenance[prefix + set_path(item, fplan.to, value)] = where
+                        elif key is None:
+                            set_to(item, value)
+                        elif parent is None:
+                            item[key] = value
                         else:
-                            fplan.set_to(item, value)
+                            item.setdefault(parent, {})[key] = value
                 if not produced:
                     if fplan.set_default is not None:
                         fplan.set_default(item, fplan.default)
@@ -557,20 +799,16 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                         where = f"{_seg_path(name, n)}-{number}"
                         issues.append((where, "101", f"{where} is required and empty"))
         previous = name
-        # the non-empty fields no rule read (compress skips the empty ones in C)
-        known = splan.known
-        for number in [i for i in compress(range(len(fields)), fields) if i not in known]:
-            if extra is None or number not in extra:
-                unread.append(f"{name}[{n}]-{number}" if n > 1 else f"{name}-{number}")
+        segments.append((name, n, fields, splan.known, extra))  # for unread, when asked
     for required in plan.required_segments:
         if required not in counts:
             issues.append((required, "100", f"required segment {required} is missing"))
     if plan.finish:
         ruleset.finish[plan.finish](data, provenance, members)
     if track:
-        return Mapped(plan.rule, data, provenance, issues, unread, z_segments, members,
-                      ruleset)
-    return Mapped(plan.rule, data, None, issues, unread, z_segments, None, ruleset,
+        return Mapped(plan.rule, data, provenance, issues, Unread(segments), z_segments,
+                      members, ruleset)
+    return Mapped(plan.rule, data, None, issues, Unread(segments), z_segments, None, ruleset,
                   replay=lambda: _run(msg, plan, sender_org, True))
 
 
