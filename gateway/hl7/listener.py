@@ -59,7 +59,10 @@ class V2Listener:
         self.ctx = ctx
         self.ar = aredis
         self.batcher = batcher or Batcher(ctx)
-        self._in_flight: dict[tuple[str, str], asyncio.Event] = {}  # (org, MSH-10) being taken
+        # (org, MSH-10) being taken, and what the handlers waiting for it wait on (made by
+        # the first of them: a message nobody else sends at the same time needs none)
+        self._in_flight: dict[tuple[str, str], asyncio.Event | None] = {}
+        self._accepted: dict[str, Any] = {}  # org -> its counter (labels() costs more than inc())
         s = ctx.settings
         self.server = MLLPServer(self.handle, host=host, port=port,
                                  max_message_bytes=s.mllp_max_message_bytes,
@@ -100,8 +103,11 @@ class V2Listener:
                 if control_id:
                     key = (env.sender.org, control_id)
                     while key in self._in_flight:  # being taken on another connection: its
-                        await self._in_flight[key].wait()  # outcome decides
-                    self._in_flight[key] = asyncio.Event()
+                        taken = self._in_flight[key]  # outcome decides
+                        if taken is None:
+                            taken = self._in_flight[key] = asyncio.Event()
+                        await taken.wait()
+                    self._in_flight[key] = None
                     taking = key
             progress = [env]
             # the stages after the header, then the commit, with the messages that arrive
@@ -112,7 +118,7 @@ class V2Listener:
             if error is not None:
                 raise error
             env = reached
-            metrics.ACCEPTED.labels(env.sender.org).inc()
+            self._accepted_counter(env.sender.org).inc()
         except store.AlreadySeen:  # accepted before under this MSH-10: not queued again
             metrics.V2_DUPLICATES.inc()
             env = env.with_(message=None)  # acknowledged from the bytes, as it always was
@@ -128,10 +134,20 @@ class V2Listener:
                                              "accepted, send it again later")]
         finally:
             if taking is not None:
-                self._in_flight.pop(taking).set()
+                taken = self._in_flight.pop(taking)
+                if taken is not None:
+                    taken.set()
         msg = env.message
         return build_ack(msg, code, problems, control_id=env.tracking_id, now=now,
                          raw_head=None if msg is not None else data[:4096])
+
+    def _accepted_counter(self, org: str) -> Any:
+        counter = self._accepted.get(org)
+        if counter is None:
+            if len(self._accepted) >= 4096:  # bounded: senders are registered organisations
+                self._accepted.clear()
+            counter = self._accepted[org] = metrics.ACCEPTED.labels(org)
+        return counter
 
     async def _record_rejection(self, env: Envelope, err: GatewayError) -> None:
         """Record a rejection under its tracking id, for a known sender only."""
