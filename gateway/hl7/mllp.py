@@ -463,60 +463,56 @@ class MLLPServer:
 
     async def _run(self, conn: _Connection, reader: asyncio.StreamReader,
                    writer: asyncio.StreamWriter) -> None:
-        watchdog = _Watchdog(asyncio.get_running_loop(),
-                             lambda: reader.set_exception(_IdleTimeout()))
-        try:
-            await self._read_frames(conn, reader, watchdog)
-        finally:
-            watchdog.cancel()
-
-    async def _read_frames(self, conn: _Connection, reader: asyncio.StreamReader,
-                           watchdog: _Watchdog) -> None:
         peer, stats = conn.peer, self.stats
         parser = FrameParser(self.max_message_bytes)
         idle = self.idle_timeout
-        while not self._closing:
-            watchdog.start(idle)
-            try:
-                data = await reader.read(READ_SIZE)
-            except _IdleTimeout:
-                stats["timeouts"] += 1
-                mid_frame = parser.in_frame
-                if mid_frame:
-                    self._discard(peer, "idle_timeout", parser.reset_frame())
-                self._event("idle_timeout", peer, seconds=idle, mid_frame=mid_frame)
-                return
-            except OSError as exc:  # reset by the peer (or ETIMEDOUT from the socket): quietly
-                log.debug("MLLP connection %s reset: %r", peer.connection_id, exc)
-                if parser.in_frame:
-                    self._discard(peer, "connection_reset", parser.reset_frame())
-                return
-            watchdog.stop()
-            if not data:  # EOF: everything complete was answered already
-                if parser.in_frame:
-                    self._discard(peer, "connection_closed", parser.reset_frame())
-                return
-            for kind, value in parser.feed(data):
-                if kind == MESSAGE:
-                    stats["messages"] += 1
-                    conn.messages += 1
-                    if not await self._call(conn, self.handler, value):
-                        return
-                    if self._closing:
-                        return
-                elif kind == OUTSIDE:
-                    stats["bytes_outside_frames"] += value
-                    self._event("outside_frame", peer, bytes=value)
-                elif kind == DISCARDED:
-                    self._discard(peer, *value)
-                else:  # OVERSIZE
-                    stats["oversize"] += 1
-                    self._event("oversize", peer, limit=self.max_message_bytes)
-                    if self.on_oversize is not None:
-                        if not await self._call(conn, self.on_oversize, value):
+        watchdog = _Watchdog(asyncio.get_running_loop(),
+                             lambda: reader.set_exception(_IdleTimeout()))
+        try:
+            while not self._closing:
+                watchdog.start(idle)
+                try:
+                    data = await reader.read(READ_SIZE)
+                except _IdleTimeout:
+                    stats["timeouts"] += 1
+                    mid_frame = parser.in_frame
+                    if mid_frame:
+                        self._discard(peer, "idle_timeout", parser.reset_frame())
+                    self._event("idle_timeout", peer, seconds=idle, mid_frame=mid_frame)
+                    return
+                except OSError as exc:  # reset by the peer (or ETIMEDOUT from the socket)
+                    log.debug("MLLP connection %s reset: %r", peer.connection_id, exc)
+                    if parser.in_frame:
+                        self._discard(peer, "connection_reset", parser.reset_frame())
+                    return
+                watchdog.stop()
+                if not data:  # EOF: everything complete was answered already
+                    if parser.in_frame:
+                        self._discard(peer, "connection_closed", parser.reset_frame())
+                    return
+                for kind, value in parser.feed(data):
+                    if kind == MESSAGE:
+                        stats["messages"] += 1
+                        conn.messages += 1
+                        if not await self._call(conn, self.handler, value):
                             return
                         if self._closing:
                             return
+                    elif kind == OUTSIDE:
+                        stats["bytes_outside_frames"] += value
+                        self._event("outside_frame", peer, bytes=value)
+                    elif kind == DISCARDED:
+                        self._discard(peer, *value)
+                    else:  # OVERSIZE
+                        stats["oversize"] += 1
+                        self._event("oversize", peer, limit=self.max_message_bytes)
+                        if self.on_oversize is not None:
+                            if not await self._call(conn, self.on_oversize, value):
+                                return
+                            if self._closing:
+                                return
+        finally:
+            watchdog.cancel()
 
     def _discard(self, peer: Peer, reason: str, length: int) -> None:
         self.stats["frames_discarded"] += 1
