@@ -558,3 +558,43 @@ def test_parse_location():
     assert parse_location("PID-3.4.2") == ("PID", 1, 3, 1, 4, 2)
     assert parse_location("PV1") == ("PV1", 1, None, None, None, None)
     assert parse_location("") is None and parse_location("patient.name") is None
+
+
+def test_ack_to_a_header_seen_before_is_the_ack_a_first_one_gets():
+    from datetime import timedelta
+
+    from gateway.hl7 import ack
+
+    originals = [adt_a04(charset, version=version).replace("MSG00001", control).encode(codec)
+                 for charset, codec in (("UNICODE UTF-8", "utf-8"), ("GB 18030-2000", "gb18030"))
+                 for version in ("2.3", "2.5") for control in ("C1", "C2")]
+    errors = [AckError("PID-3.1", "101", "缺失")]
+    acks = []
+    for i, data in enumerate(originals):
+        for code, errs in (("AA", []), ("AE", errors)):
+            when = NOW + timedelta(seconds=i // 3)
+            acks.append((data, code, errs, when, build_ack(parse(data), code, errs,
+                                                           control_id=f"K{i}", now=when)))
+    for i, (data, code, errs, when, first) in enumerate(acks):
+        ack._TEMPLATES.clear()
+        ack._last_ts = (None, "")
+        assert build_ack(parse(data), code, errs, control_id=f"K{i // 2}", now=when) == first
+    msh, msa = ack_segments(acks[0][4], "utf-8")
+    assert msh[9] == "K0" and msa == ["MSA", "AA", "C1"]
+    msh, msa = ack_segments(acks[2][4], "utf-8")
+    assert msh[9] == "K1" and msa == ["MSA", "AA", "C2"]  # the same header, its own ids
+
+
+def test_ack_timestamp_follows_the_clock_and_its_zone():
+    from datetime import datetime, timedelta, timezone
+
+    msg = parse(adt_a04().encode("utf-8"))
+    for when, text in ((NOW, "20260301093000+0800"),
+                       (NOW + timedelta(microseconds=999_999), "20260301093000+0800"),
+                       (NOW + timedelta(seconds=1), "20260301093001+0800"),
+                       (NOW.astimezone(timezone.utc), "20260301013000+0000"),
+                       (NOW.astimezone(timezone(timedelta(hours=-5, minutes=-30))),
+                        "20260228200000-0530"),
+                       (datetime(2026, 3, 1, 9, 30), "20260301093000")):
+        msh, _msa = ack_segments(build_ack(msg, "AA", control_id="T", now=when), "utf-8")
+        assert msh[6] == text

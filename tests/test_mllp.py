@@ -671,6 +671,35 @@ def test_client_reconnects_after_the_connection_dropped():
     run(go())
 
 
+def test_a_handler_slower_than_the_idle_timeout_is_not_an_idle_connection():
+    async def go():
+        handler = Recorder(delay=0.5)
+        async with (serving(handler, idle_timeout=0.2) as (server, events),
+                    MLLPClient(HOST, server.port, timeout=5) as client):
+            assert await client.send(b"slow") == b"ACK:slow"
+            assert await client.send(b"again") == b"ACK:again"
+            assert client.connects == 1
+            assert server.stats["timeouts"] == 0 and "idle_timeout" not in names(events)
+            await wait_until(lambda: server.stats["timeouts"] == 1, timeout=2)  # then idle
+
+    run(go())
+
+
+def test_a_client_serves_one_event_loop_after_another():
+    client = MLLPClient(HOST, 0, timeout=2)
+
+    async def go(message: bytes) -> bytes:
+        async with serving(echo) as (server, _):
+            client.port = server.port
+            try:
+                return await client.send(message)
+            finally:
+                await client.close()
+
+    assert run(go(b"x")) == b"ACK:x"
+    assert run(go(b"y")) == b"ACK:y"  # its timer is made again for this loop
+
+
 def test_client_timeout_never_returns_a_stale_reply():
     async def go():
         async def handler(message: bytes, peer: Peer) -> bytes:

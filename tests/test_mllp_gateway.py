@@ -206,3 +206,15 @@ def _read_frame(s: socket.socket) -> bytes:
             raise AssertionError(f"connection closed; got {buf!r}")
         buf += chunk
     return buf[buf.index(b"\x0b") + 1:-2]
+
+
+def test_a_messages_first_envelope_is_the_one_envelope_would_make():
+    from datetime import UTC, datetime
+
+    from gateway.envelope import Envelope
+    from gateway.hl7 import listener
+
+    now = datetime.now(UTC)
+    made = listener._RECEIVED.with_(tracking_id="T1", received_at=now, raw=b"MSH|")
+    assert made == Envelope(tracking_id="T1", received_at=now, raw=b"MSH|",
+                            content_type="application/hl7-v2")

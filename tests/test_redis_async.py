@@ -84,3 +84,68 @@ def test_a_script_the_server_lost_is_loaded_and_every_call_made_again(redis_serv
         return first, second
 
     assert asyncio.run(main()) == ([1, 2], [3, 4])
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_before_a_round_trip(redis_server):
+    import redis
+
+    async def main():
+        r = redis_async.unretried(redis_server.url)
+        (first,) = await redis_async.round_trip(r, [["CLIENT", "ID"]])
+        redis.Redis.from_url(redis_server.url).client_kill_filter(_id=first)
+        await asyncio.sleep(0.2)  # the close reaches the idle connection
+        (second,) = await redis_async.round_trip(r, [["CLIENT", "ID"]])
+        await r.aclose()
+        return first, second
+
+    first, second = asyncio.run(main())
+    assert second != first  # a new connection, and no error
+
+
+def test_a_connection_that_fails_midway_is_closed_and_never_reused(redis_server):
+    import redis
+
+    async def main():
+        r = redis_async.unretried(redis_server.url)
+        (me,) = await redis_async.round_trip(r, [["CLIENT", "ID"]])
+        with pytest.raises(redis.ConnectionError):  # OK, then the server hangs up
+            await redis_async.round_trip(r, [["QUIT"], ["PING"]])
+        assert not r.connection_pool._available_connections[0].is_connected
+        (again,) = await redis_async.round_trip(r, [["CLIENT", "ID"]])
+        await r.aclose()
+        return me, again
+
+    me, again = asyncio.run(main())
+    assert again != me
+
+
+def test_an_error_reply_that_condemns_the_connection_is_raised():
+    import redis
+
+    class Fake(redis_async._packed(Connection)):
+        """A connection whose server answers LOADING (redis-py raises it, a ConnectionError)."""
+
+    async def main():
+        conn = Fake()
+        reader = asyncio.StreamReader()
+        reader.feed_data(b"-LOADING Redis is loading the dataset in memory\r\n")
+        conn._parser.on_connect(type("C", (), {"_reader": reader, "encoder": conn.encoder})())
+
+        class Writer:
+            transport = type("T", (), {"get_write_buffer_size": staticmethod(lambda: 0)})()
+
+            def write(self, data):
+                pass
+
+        conn._reader, conn._writer = reader, Writer()
+        assert conn.idle_and_clean() is False  # bytes the server sent unasked: not reusable
+        with pytest.raises(redis.BusyLoadingError):
+            await conn.exchange(b"*1\r\n$4\r\nPING\r\n", 1)
+
+    asyncio.run(main())
+
+
+def test_commands_packed_together_are_the_bytes_redis_py_sends():
+    packed = redis_async._packed(Connection)()
+    commands = [list(c) for c in COMMANDS]
+    assert packed.pack_all(commands) == b"".join(Connection().pack_commands(commands))

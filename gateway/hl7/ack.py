@@ -85,14 +85,26 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 
 def _ts(now: datetime) -> str:
+    """``now`` as an HL7 DTM to the second, with its UTC offset when it has one. Many
+    messages are answered within the same second: the last one is remembered (its key is
+    every field the text is made of, the offset being the tzinfo's for those fields)."""
+    global _last_ts
+    key = (now.second, now.minute, now.hour, now.day, now.month, now.year, now.tzinfo, now.fold)
+    last = _last_ts  # one tuple, read and replaced whole
+    if last[0] == key:
+        return last[1]
     s = now.strftime("%Y%m%d%H%M%S")
     off = now.utcoffset()
-    if off is None:
-        return s
-    minutes = int(off.total_seconds()) // 60
-    sign = "+" if minutes >= 0 else "-"
-    minutes = abs(minutes)
-    return f"{s}{sign}{minutes // 60:02d}{minutes % 60:02d}"
+    if off is not None:
+        minutes = int(off.total_seconds()) // 60
+        sign = "+" if minutes >= 0 else "-"
+        minutes = abs(minutes)
+        s = f"{s}{sign}{minutes // 60:02d}{minutes % 60:02d}"
+    _last_ts = (key, s)
+    return s
+
+
+_last_ts: tuple = (None, "")
 
 
 @dataclass
@@ -185,6 +197,59 @@ def _err_v23(err: AckError, enc: Encoding) -> list[str]:
     return ["ERR", c.join((seg, seq, fld, ce))]
 
 
+class _Template:
+    """The ACK's MSH for one original header, around its two values of its own: the
+    timestamp (MSH-7) and the ACK's control id (MSH-10) go between ``head``, ``middle`` and
+    ``tail``. Shared by every ACK to the same header; never changed once made."""
+
+    __slots__ = ("charset", "declared", "enc", "head", "middle", "new_style", "tail")
+
+    def __init__(self, head: _Head, receiving_app: str, receiving_facility: str) -> None:
+        enc = head.enc
+        fs, c = enc.field, enc.component
+        version = head.version or "2.5"
+        msh = ["MSH", head.msh2 or enc.characters,
+               escape(receiving_app, enc), escape(receiving_facility, enc),
+               head.sending_app, head.sending_facility,
+               "", "",  # MSH-7: the timestamp
+               c.join(("ACK", head.trigger, "ACK")),
+               "",  # MSH-10: the ACK's control id
+               head.processing_id or "P", escape(version, enc),
+               "", "", "", "", "", head.msh18]
+        while msh[-1] == "":  # never past MSH-12, the version: it is never empty
+            msh.pop()
+        self.head = fs.join(msh[:6]) + fs
+        self.middle = fs + fs.join(msh[7:9]) + fs
+        self.tail = fs + fs.join(msh[10:])
+        self.enc = enc
+        self.charset = head.charset
+        self.declared = bool(head.msh18)
+        self.new_style = _version_tuple(version) >= (2, 5)
+
+
+_TEMPLATES: dict[tuple, _Template] = {}
+_TEMPLATES_MAX = 1024  # distinct headers (senders x message types x versions x charsets)
+
+
+def _template_of(msg: Message, receiving_app: str, receiving_facility: str) -> _Template:
+    """The template for ``msg``'s header: the same MSH fields the ACK reads (as received),
+    delimiters and character set give the same template."""
+    enc = msg.encoding
+    f = msg.msh.raw_fields()
+    n = len(f)
+    key = (enc.field, enc.component, enc.repetition, enc.escape, enc.subcomponent, msg.charset,
+           receiving_app, receiving_facility,
+           f[2] if n > 2 else "", f[3] if n > 3 else "", f[4] if n > 4 else "",
+           f[9] if n > 9 else "", f[11] if n > 11 else "", f[12] if n > 12 else "",
+           f[18] if n > 18 else "")
+    t = _TEMPLATES.get(key)
+    if t is None:
+        if len(_TEMPLATES) >= _TEMPLATES_MAX:
+            _TEMPLATES.clear()
+        t = _TEMPLATES[key] = _Template(_head_of(msg), receiving_app, receiving_facility)
+    return t
+
+
 def build_ack(msg: Message | None, code: str, errors: Sequence[AckError] = (), *,
               control_id: str, now: datetime, receiving_app: str = "YKT-GATEWAY",
               receiving_facility: str = "YKT", raw_head: bytes | None = None) -> bytes:
@@ -195,35 +260,28 @@ def build_ack(msg: Message | None, code: str, errors: Sequence[AckError] = (), *
     """
     if code not in _ACK_CODES:
         raise ValueError(f"acknowledgment code must be one of {sorted(_ACK_CODES)}, not {code!r}")
-    head = _head_of(msg) if msg is not None else _head_from_raw(raw_head)
-    enc = head.enc
-    fs, c = enc.field, enc.component
-    version = head.version or "2.5"
-
-    msh = ["MSH", head.msh2 or enc.characters,
-           escape(receiving_app, enc), escape(receiving_facility, enc),
-           head.sending_app, head.sending_facility,
-           _ts(now), "",
-           c.join(("ACK", head.trigger, "ACK")),
-           escape(control_id, enc), head.processing_id or "P", escape(version, enc),
-           "", "", "", "", "", head.msh18]
-    while msh[-1] == "":
-        msh.pop()
-    msa = ["MSA", code, head.control_id]
-    if errors and errors[0].text:
-        text = errors[0].text
-        msa.append(escape(text[:_MSA3_MAX], enc))
-    lines = [fs.join(msh), fs.join(msa)]
-    new_style = _version_tuple(version) >= (2, 5)
-    for err in errors:
-        parts = _err_v25(err, enc)
-        if not new_style:
-            parts[1] = _err_v23(err, enc)[1]
-        while parts[-1] == "":
-            parts.pop()
-        lines.append(fs.join(parts))
-    text = "\r".join(lines) + "\r"
-    return _encode(text, head.charset, bool(head.msh18))
+    if msg is not None:
+        t = _template_of(msg, receiving_app, receiving_facility)
+        original_id = msg.msh.raw(10)
+    else:
+        head = _head_from_raw(raw_head)
+        t = _Template(head, receiving_app, receiving_facility)
+        original_id = head.control_id
+    enc = t.enc
+    fs = enc.field
+    text = (t.head + _ts(now) + t.middle + escape(control_id, enc) + t.tail
+            + "\rMSA" + fs + code + fs + original_id)
+    if errors:
+        if errors[0].text:
+            text += fs + escape(errors[0].text[:_MSA3_MAX], enc)
+        for err in errors:
+            parts = _err_v25(err, enc)
+            if not t.new_style:
+                parts[1] = _err_v23(err, enc)[1]
+            while parts[-1] == "":
+                parts.pop()
+            text += "\r" + fs.join(parts)
+    return _encode(text + "\r", t.charset, t.declared)
 
 
 def _encode(text: str, charset: str, declared: bool) -> bytes:

@@ -37,6 +37,13 @@ _HEADER_FIRST = MLLP_PIPELINE[0] is ingest_v2.header
 _AFTER_HEADER = MLLP_PIPELINE[1:] if _HEADER_FIRST else MLLP_PIPELINE
 
 
+# A message's first envelope, made from this one: Envelope(...) sets its twenty-odd fields
+# one by one through a frozen dataclass's __init__ (about three times the cost of a copy).
+# Safe to share: an Envelope is immutable and so is every default it holds.
+_RECEIVED = Envelope(tracking_id="", received_at=datetime.fromtimestamp(0, UTC),
+                     content_type="application/hl7-v2")
+
+
 def ack_errors(outcome: dict[str, Any]) -> list[AckError]:
     out = []
     for item in outcome.get("issue", ()):
@@ -59,7 +66,10 @@ class V2Listener:
         self.ctx = ctx
         self.ar = aredis
         self.batcher = batcher or Batcher(ctx)
-        self._in_flight: dict[tuple[str, str], asyncio.Event] = {}  # (org, MSH-10) being taken
+        # (org, MSH-10) being taken, and what the handlers waiting for it wait on (made by
+        # the first of them: a message nobody else sends at the same time needs none)
+        self._in_flight: dict[tuple[str, str], asyncio.Event | None] = {}
+        self._accepted: dict[str, Any] = {}  # org -> its counter (labels() costs more than inc())
         s = ctx.settings
         self.server = MLLPServer(self.handle, host=host, port=port,
                                  max_message_bytes=s.mllp_max_message_bytes,
@@ -87,8 +97,7 @@ class V2Listener:
 
     async def handle(self, data: bytes, peer: Peer) -> bytes:
         now = datetime.now(UTC)
-        env = Envelope(tracking_id=store.new_tracking_id(), received_at=now, raw=data,
-                       content_type="application/hl7-v2")
+        env = _RECEIVED.with_(tracking_id=store.new_tracking_id(), received_at=now, raw=data)
         code, problems = "AA", []
         ctx = self.ctx
         taking = None  # (org, MSH-10) while this handler takes it
@@ -100,8 +109,11 @@ class V2Listener:
                 if control_id:
                     key = (env.sender.org, control_id)
                     while key in self._in_flight:  # being taken on another connection: its
-                        await self._in_flight[key].wait()  # outcome decides
-                    self._in_flight[key] = asyncio.Event()
+                        taken = self._in_flight[key]  # outcome decides
+                        if taken is None:
+                            taken = self._in_flight[key] = asyncio.Event()
+                        await taken.wait()
+                    self._in_flight[key] = None
                     taking = key
             progress = [env]
             # the stages after the header, then the commit, with the messages that arrive
@@ -112,7 +124,7 @@ class V2Listener:
             if error is not None:
                 raise error
             env = reached
-            metrics.ACCEPTED.labels(env.sender.org).inc()
+            self._accepted_counter(env.sender.org).inc()
         except store.AlreadySeen:  # accepted before under this MSH-10: not queued again
             metrics.V2_DUPLICATES.inc()
             env = env.with_(message=None)  # acknowledged from the bytes, as it always was
@@ -128,10 +140,20 @@ class V2Listener:
                                              "accepted, send it again later")]
         finally:
             if taking is not None:
-                self._in_flight.pop(taking).set()
+                taken = self._in_flight.pop(taking)
+                if taken is not None:
+                    taken.set()
         msg = env.message
         return build_ack(msg, code, problems, control_id=env.tracking_id, now=now,
                          raw_head=None if msg is not None else data[:4096])
+
+    def _accepted_counter(self, org: str) -> Any:
+        counter = self._accepted.get(org)
+        if counter is None:
+            if len(self._accepted) >= 4096:  # bounded: senders are registered organisations
+                self._accepted.clear()
+            counter = self._accepted[org] = metrics.ACCEPTED.labels(org)
+        return counter
 
     async def _record_rejection(self, env: Envelope, err: GatewayError) -> None:
         """Record a rejection under its tracking id, for a known sender only."""

@@ -71,6 +71,7 @@ SB = b"\x0b"  # start block
 EB = b"\x1c"  # end block
 CR = b"\x0d"  # carriage return, ends the trailer
 _SB, _EB, _CR = 0x0B, 0x1C, 0x0D
+_TRAILER = EB + CR
 HEAD_BYTES = 4096  # how much of an oversize frame on_oversize gets
 READ_SIZE = 65536
 
@@ -83,7 +84,7 @@ def frame(message: bytes) -> bytes:
     """Wrap a message in an MLLP frame. The message must not contain 0x0B or 0x1C."""
     if SB in message or EB in message:
         raise ValueError("an MLLP message cannot contain 0x0B or 0x1C")
-    return SB + message + EB + CR
+    return b"".join((SB, message, _TRAILER))  # one copy of the message
 
 
 @dataclass(frozen=True)
@@ -262,6 +263,57 @@ def tls_subject(peercert: dict | None) -> str | None:
     return ",".join(reversed(rdns))
 
 
+class _IdleTimeout(Exception):
+    """Set on a server connection's reader by its watchdog: no bytes for ``idle_timeout``."""
+
+
+class _Watchdog:
+    """One timer for a connection's waits rather than one for each: ``start(seconds)``
+    before a wait starts its clock, ``stop()`` after it stops it. The timer fires when the
+    clock may have run out, and calls ``expire()`` if it did (which fails the wait, e.g. by
+    setting the reader's exception, which ``read`` raises), or goes back to sleep until it
+    will. A wait costs a clock reading, not a timer set and cancelled."""
+
+    __slots__ = ("_armed", "_due", "_expire", "_handle", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, expire: Callable[[], None]) -> None:
+        self.loop, self._expire = loop, expire
+        self._due: float | None = None  # while waiting: when the wait times out
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed = 0.0  # when the timer fires
+
+    def start(self, seconds: float) -> None:
+        self._due = due = self.loop.time() + seconds
+        if self._handle is None or due < self._armed:
+            self._arm(due)
+
+    def _arm(self, when: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = self.loop.call_at(when, self._check)
+        self._armed = when
+
+    def stop(self) -> None:
+        self._due = None
+
+    def _check(self) -> None:
+        self._handle = None
+        due = self._due
+        if due is None:  # not waiting: armed again by the next start()
+            return
+        if self.loop.time() >= due:
+            self._due = None
+            self._expire()
+        else:
+            self._arm(due)
+
+    def cancel(self) -> None:
+        self._due = None
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
 @dataclass(eq=False)
 class _Connection:
     peer: Peer
@@ -414,49 +466,53 @@ class MLLPServer:
         peer, stats = conn.peer, self.stats
         parser = FrameParser(self.max_message_bytes)
         idle = self.idle_timeout
-        while not self._closing:
-            deadline = asyncio.timeout(idle)
-            try:
-                async with deadline:
+        watchdog = _Watchdog(asyncio.get_running_loop(),
+                             lambda: reader.set_exception(_IdleTimeout()))
+        try:
+            while not self._closing:
+                watchdog.start(idle)
+                try:
                     data = await reader.read(READ_SIZE)
-            except OSError as exc:  # TimeoutError is an OSError too
-                if isinstance(exc, TimeoutError) and deadline.expired():
+                except _IdleTimeout:
                     stats["timeouts"] += 1
                     mid_frame = parser.in_frame
                     if mid_frame:
                         self._discard(peer, "idle_timeout", parser.reset_frame())
                     self._event("idle_timeout", peer, seconds=idle, mid_frame=mid_frame)
                     return
-                # reset by the peer (or ETIMEDOUT from the socket): quietly
-                log.debug("MLLP connection %s reset: %r", peer.connection_id, exc)
-                if parser.in_frame:
-                    self._discard(peer, "connection_reset", parser.reset_frame())
-                return
-            if not data:  # EOF: everything complete was answered already
-                if parser.in_frame:
-                    self._discard(peer, "connection_closed", parser.reset_frame())
-                return
-            for kind, value in parser.feed(data):
-                if kind == MESSAGE:
-                    stats["messages"] += 1
-                    conn.messages += 1
-                    if not await self._call(conn, self.handler, value):
-                        return
-                    if self._closing:
-                        return
-                elif kind == OUTSIDE:
-                    stats["bytes_outside_frames"] += value
-                    self._event("outside_frame", peer, bytes=value)
-                elif kind == DISCARDED:
-                    self._discard(peer, *value)
-                else:  # OVERSIZE
-                    stats["oversize"] += 1
-                    self._event("oversize", peer, limit=self.max_message_bytes)
-                    if self.on_oversize is not None:
-                        if not await self._call(conn, self.on_oversize, value):
+                except OSError as exc:  # reset by the peer (or ETIMEDOUT from the socket)
+                    log.debug("MLLP connection %s reset: %r", peer.connection_id, exc)
+                    if parser.in_frame:
+                        self._discard(peer, "connection_reset", parser.reset_frame())
+                    return
+                watchdog.stop()
+                if not data:  # EOF: everything complete was answered already
+                    if parser.in_frame:
+                        self._discard(peer, "connection_closed", parser.reset_frame())
+                    return
+                for kind, value in parser.feed(data):
+                    if kind == MESSAGE:
+                        stats["messages"] += 1
+                        conn.messages += 1
+                        if not await self._call(conn, self.handler, value):
                             return
                         if self._closing:
                             return
+                    elif kind == OUTSIDE:
+                        stats["bytes_outside_frames"] += value
+                        self._event("outside_frame", peer, bytes=value)
+                    elif kind == DISCARDED:
+                        self._discard(peer, *value)
+                    else:  # OVERSIZE
+                        stats["oversize"] += 1
+                        self._event("oversize", peer, limit=self.max_message_bytes)
+                        if self.on_oversize is not None:
+                            if not await self._call(conn, self.on_oversize, value):
+                                return
+                            if self._closing:
+                                return
+        finally:
+            watchdog.cancel()
 
     def _discard(self, peer: Peer, reason: str, length: int) -> None:
         self.stats["frames_discarded"] += 1
@@ -478,9 +534,10 @@ class MLLPServer:
             if data is not None:
                 writer = conn.writer
                 writer.write(data)
-                if writer.transport.get_write_buffer_size() == 0:
-                    await writer.drain()  # all sent already: returns at once (or raises)
-                else:  # the peer is slow to read: wait, but not forever
+                # all sent at once, the common case: nothing to wait for (a connection that
+                # broke meanwhile ends the next read); else the peer is slow to read: wait for
+                # it, but not forever
+                if writer.transport.get_write_buffer_size():
                     deadline = asyncio.timeout(self.idle_timeout)
                     try:
                         async with deadline:
@@ -522,12 +579,14 @@ class MLLPClient:
         self._writer: asyncio.StreamWriter | None = None
         self._buf = bytearray()
         self._lock = asyncio.Lock()
+        self._watchdog: _Watchdog | None = None  # times the sends out (one timer per client)
         self.connects = 0  # how many connections were opened (reconnects included)
 
     @property
     def connected(self) -> bool:
+        reader = self._reader
         return (self._writer is not None and not self._writer.is_closing()
-                and self._reader is not None and not self._reader.at_eof())
+                and reader is not None and not reader.at_eof() and reader.exception() is None)
 
     async def connect(self) -> None:
         async with self._lock:
@@ -557,12 +616,18 @@ class MLLPClient:
         data = frame(message)
         async with self._lock:
             try:
-                await self._ensure_connected()
+                if not self.connected or self._buf:
+                    await self._ensure_connected()
                 assert self._writer is not None
-                async with asyncio.timeout(self.timeout):
+                watchdog = self._timer()
+                watchdog.start(self.timeout)
+                try:
+                    # not drained: the reply is awaited anyway, and one message at most waits
+                    # in the transport's buffer; a connection that broke ends the read
                     self._writer.write(data)
-                    await self._writer.drain()
                     return await self._read_reply()
+                finally:
+                    watchdog.stop()
             except BaseException as exc:
                 self._drop()  # the stream's state is unknown: never reuse it
                 if isinstance(exc, OSError) and not isinstance(exc, (ConnectionError,
@@ -570,44 +635,76 @@ class MLLPClient:
                     raise ConnectionError(str(exc)) from exc
                 raise
 
+    def _timer(self) -> _Watchdog:
+        """The watchdog of the sends (made again for another event loop)."""
+        loop = asyncio.get_running_loop()
+        watchdog = self._watchdog
+        if watchdog is None or watchdog.loop is not loop:
+            if watchdog is not None:
+                watchdog.cancel()
+            watchdog = self._watchdog = _Watchdog(loop, self._timed_out)
+        return watchdog
+
+    def _timed_out(self) -> None:
+        """A send took longer than ``timeout``: its read fails (and the connection with it,
+        even if the reply arrived in the same instant)."""
+        if self._reader is not None:
+            self._reader.set_exception(TimeoutError(f"no reply within {self.timeout} s"))
+
     async def _read_reply(self) -> bytes:
         buf, reader = self._buf, self._reader
         assert reader is not None
         start = -1
         scan = 0
         while True:
-            if start < 0:
-                i = buf.find(SB)
-                junk = buf if i == -1 else buf[:i]
-                if junk.strip(_WHITESPACE):
-                    raise MLLPProtocolError(
-                        f"expected an MLLP frame, got {bytes(junk[:40])!r}")
-                if i != -1:
-                    del buf[:i + 1]
-                    start, scan = 0, 0
-                else:
-                    buf.clear()
-            if start >= 0:
-                e = buf.find(EB, scan)
-                end = len(buf) if e == -1 else e
-                if buf.find(SB, scan, end) != -1:
-                    raise MLLPProtocolError("a new frame started inside the reply")
-                if e != -1:
-                    if e > self.max_reply_bytes:
+            if buf:  # else nothing to look at yet (the usual case before the first read)
+                if start < 0:
+                    i = buf.find(SB)
+                    junk = buf if i == -1 else buf[:i]
+                    if junk.strip(_WHITESPACE):
+                        raise MLLPProtocolError(
+                            f"expected an MLLP frame, got {bytes(junk[:40])!r}")
+                    if i != -1:
+                        del buf[:i + 1]
+                        start, scan = 0, 0
+                    else:
+                        buf.clear()
+                if start >= 0:
+                    e = buf.find(EB, scan)
+                    end = len(buf) if e == -1 else e
+                    if buf.find(SB, scan, end) != -1:
+                        raise MLLPProtocolError("a new frame started inside the reply")
+                    if e != -1:
+                        if e > self.max_reply_bytes:
+                            raise MLLPProtocolError(
+                                f"reply exceeds {self.max_reply_bytes} bytes")
+                        reply = bytes(buf[:e])
+                        del buf[:e + 1]
+                        if buf[:1] == CR:
+                            del buf[:1]
+                        return reply
+                    if len(buf) > self.max_reply_bytes:
                         raise MLLPProtocolError(f"reply exceeds {self.max_reply_bytes} bytes")
-                    reply = bytes(buf[:e])
-                    del buf[:e + 1]
-                    if buf[:1] == CR:
-                        del buf[:1]
-                    return reply
-                if len(buf) > self.max_reply_bytes:
-                    raise MLLPProtocolError(f"reply exceeds {self.max_reply_bytes} bytes")
-                scan = len(buf)
+                    scan = len(buf)
             data = await reader.read(READ_SIZE)
             if not data:
                 where = "in the middle of the reply" if start >= 0 else "before replying"
                 raise ConnectionError(f"connection closed by the peer {where}")
+            if start < 0 and not buf:
+                reply = self._whole_frame(data)
+                if reply is not None:
+                    return reply
             buf += data
+
+    def _whole_frame(self, data: bytes) -> bytes | None:
+        """The reply when ``data`` is exactly one well-formed frame (the usual read), which
+        the buffer would take in and give back whole; None otherwise."""
+        e = len(data) - 2
+        if (e >= 1 and data[0] == _SB and data[e] == _EB and data[e + 1] == _CR
+                and e - 1 <= self.max_reply_bytes
+                and data.find(EB, 1, e) == -1 and data.find(SB, 1, e) == -1):
+            return data[1:e]
+        return None
 
     def _drop(self) -> None:
         writer, self._writer, self._reader = self._writer, None, None
@@ -619,6 +716,8 @@ class MLLPClient:
     async def close(self) -> None:
         writer = self._writer
         self._drop()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         if writer is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2.0):
