@@ -69,12 +69,15 @@ class Envelope:
     def with_(self, **changes: Any) -> Envelope:
         """A copy with ``changes``: ``dataclasses.replace`` without re-running ``__init__``
         — one merge of the instance dicts (a visit makes about ten copies; this takes a
-        sixth of the time)."""
-        unknown = changes.keys() - _FIELDS
-        if unknown:
+        sixth of the time). The names are checked by inclusion and the dict copied then
+        updated: a set difference and a ``{**a, **b}`` merge cost several times as much."""
+        if not changes.keys() <= _FIELDS:
+            unknown = changes.keys() - _FIELDS
             raise TypeError(f"Envelope has no field {', '.join(sorted(unknown))}")
+        state = self.__dict__.copy()
+        state.update(changes)
         new = object.__new__(Envelope)
-        _set_dict(new, "__dict__", {**self.__dict__, **changes})
+        _set_dict(new, "__dict__", state)
         return new
 
 

@@ -218,3 +218,16 @@ def test_a_messages_first_envelope_is_the_one_envelope_would_make():
     made = listener._RECEIVED.with_(tracking_id="T1", received_at=now, raw=b"MSH|")
     assert made == Envelope(tracking_id="T1", received_at=now, raw=b"MSH|",
                             content_type="application/hl7-v2")
+
+
+def test_an_envelope_copy_changes_only_what_it_names_and_refuses_unknown_names():
+    import pytest
+
+    from gateway.hl7 import listener
+
+    first = listener._RECEIVED.with_(tracking_id="T1", raw=b"MSH|")
+    second = first.with_(tracking_id="T2")
+    assert (first.tracking_id, second.tracking_id, second.raw) == ("T1", "T2", b"MSH|")
+    assert second.content_type == first.content_type == "application/hl7-v2"
+    with pytest.raises(TypeError, match="no field bogus, nope"):
+        first.with_(tracking_id="T3", nope=1, bogus=2)
