@@ -89,22 +89,29 @@ class Outbox:
         return replace(self, marks=self.marks + ((key, value, ttl),), unless=key)
 
 
+# a new receipt, the same bytes every time (bytes are immutable: shared by every record)
+_QUEUED_RECEIPT = orjson.dumps({"status": "queued", "attempts": 0})
+
+
 def visit_outbox(*, tid: str, org: str, visit_no: str, person_id: str, received_at: str,
-                 payloads: dict[str, bytes], shards: int, ttl: int) -> Outbox:
-    """A visit's record, and its payload queued for every destination on the patient's shard."""
-    dests = tuple(payloads)
+                 payloads: dict[str, bytes], shards: int, ttl: int,
+                 marks: tuple[tuple[str, str, int], ...] = (),
+                 counts: tuple[tuple[str, str], ...] = (), unless: str = "") -> Outbox:
+    """A visit's record, and its payload queued for every destination on the patient's shard.
+    ``marks``, ``counts`` and ``unless`` as :class:`Outbox` has them: given here, the outbox
+    is made once (a ``with_…`` copy, ``dataclasses.replace``, costs several times making it)."""
     shard = shard_of(person_id, shards)
     now = f"{time.time():.6f}"
     record: dict[str, Any] = {
-        "status": "queued" if dests else "accepted", "org": org, "visit_no": visit_no,
+        "status": "queued" if payloads else "accepted", "org": org, "visit_no": visit_no,
         "person": person_id, "received_at": received_at,
     }
     entries = []
-    for dest in dests:
-        record[f"receipt:{dest}"] = orjson.dumps({"status": "queued", "attempts": 0})
+    for dest, payload in payloads.items():
+        record[f"receipt:{dest}"] = _QUEUED_RECEIPT
         entries.append((stream_key(dest, shard), {"tid": tid, "person": person_id,
-                                                  "enqueued": now, "payload": payloads[dest]}))
-    return Outbox(visit_key(tid), record, ttl, tuple(entries))
+                                                  "enqueued": now, "payload": payload}))
+    return Outbox(visit_key(tid), record, ttl, tuple(entries), marks, (), counts, unless)
 
 
 MERGES = "gw:empi:merges"

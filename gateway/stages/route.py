@@ -8,6 +8,7 @@ from gateway import compression, store
 from gateway.envelope import Envelope
 from gateway.insurance.visits import mark as settlement_copy
 from gateway.jsonio import dumps
+from gateway.stages.ingest_v2 import SEEN_TTL, seen_key
 from terminology.local_maps import gap_key, gap_member
 
 
@@ -37,31 +38,39 @@ def run(env: Envelope, ctx) -> Envelope:
             bundle = bundle or compression.pack(dumps(env.bundle))
             payloads[dest] = bundle
     dests = tuple(payloads)
+    org = env.visit.org.code
+    counts = ()
+    if tr is not None and tr.gaps:  # counted per hospital (`gateway terminology gaps`)
+        counts = tuple((gap_key(org), gap_member(*g)) for g in tr.gaps)
+    keep = settlement_copy(env)  # the visit, kept for settlement at the cashier
+    seen = _seen(env)
+    marks = (keep,) if keep else ()
+    if seen:
+        marks += (seen,)
     box = store.visit_outbox(
-        tid=env.tracking_id, org=env.visit.org.code, visit_no=env.visit.visit_no,
+        tid=env.tracking_id, org=org, visit_no=env.visit.visit_no,
         person_id=env.identity.person_id, received_at=env.received_at.isoformat(),
         payloads=payloads, shards=ctx.settings.delivery_shards, ttl=ctx.settings.record_ttl,
+        marks=marks, counts=counts, unless=seen[0] if seen else "",
     )
-    if tr is not None and tr.gaps:  # counted per hospital (`gateway terminology gaps`)
-        org = env.visit.org.code
-        box = box.with_counts(*((gap_key(org), gap_member(*g)) for g in tr.gaps))
-    keep = settlement_copy(env)  # the visit, kept for settlement at the cashier
-    if keep:
-        box = box.with_marks(keep)
     if held:
         box = store.hold(box, org=env.visit.org.code, tid=env.tracking_id, dests=held,
                          item={"event": env.event, "received_at": env.received_at.isoformat(),
                                "visit": env.visit.model_dump(mode="json", exclude_none=True)},
                          outcome={"resourceType": "OperationOutcome", "issue": list(tr.unmapped)})
-    return env.with_(destinations=dests, outbox=_marked(box, env), held=bool(held))
+    return env.with_(destinations=dests, outbox=box, held=bool(held))
+
+
+def _seen(env: Envelope) -> tuple[str, str, int] | None:
+    """An HL7 message is accepted once per (sender, control id): marked seen in the same
+    write that accepts it, which is skipped when the mark is already there (a re-send) —
+    the outbox's last mark and its ``unless`` key (``Outbox.once``)."""
+    control_id = getattr(env.message, "control_id", "")
+    if not control_id:
+        return None
+    return seen_key(env.sender.org, control_id), env.tracking_id, SEEN_TTL
 
 
 def _marked(box: store.Outbox, env: Envelope) -> store.Outbox:
-    """An HL7 message is accepted once per (sender, control id): marked seen in the same
-    write that accepts it, which is skipped when the mark is already there (a re-send)."""
-    control_id = getattr(env.message, "control_id", "")
-    if not control_id:
-        return box
-    from gateway.stages.ingest_v2 import SEEN_TTL, seen_key
-
-    return box.once(seen_key(env.sender.org, control_id), env.tracking_id, SEEN_TTL)
+    seen = _seen(env)
+    return box if seen is None else box.once(*seen)
