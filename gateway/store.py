@@ -59,7 +59,10 @@ def shard_of(person_id: str, shards: int) -> int:
     return zlib.crc32(person_id.encode()) % shards
 
 
-@dataclass(frozen=True, slots=True)
+_set = object.__setattr__  # Outbox is frozen: its own __setattr__ refuses
+
+
+@dataclass(frozen=True)
 class Outbox:
     """What must be durably written, in one Redis transaction, before a visit is accepted
     (the transactional-outbox pattern): its tracking record and its queue entries."""
@@ -72,6 +75,18 @@ class Outbox:
     hash_fields: tuple[tuple[str, str, bytes], ...] = ()  # (hash, field, value): e.g. a held visit
     counts: tuple[tuple[str, str], ...] = ()  # (sorted set, member) +1: e.g. an unmapped code
     unless: str = ""  # a key whose presence means this was written before: nothing is written
+
+    def __init__(self, record_key: str, record: dict[str, Any], ttl: int,
+                 entries: tuple[tuple[str, dict[str, Any]], ...] = (),
+                 marks: tuple[tuple[str, str, int], ...] = (),
+                 hash_fields: tuple[tuple[str, str, bytes], ...] = (),
+                 counts: tuple[tuple[str, str], ...] = (), unless: str = "") -> None:
+        # written here (the dataclass then makes none) to be compiled, and its fields set in
+        # one piece: the one a frozen dataclass makes sets each with object.__setattr__ from
+        # Python, about 10 k instructions per outbox
+        _set(self, "__dict__", {"record_key": record_key, "record": record, "ttl": ttl,
+                                "entries": entries, "marks": marks, "hash_fields": hash_fields,
+                                "counts": counts, "unless": unless})
 
     def with_marks(self, *marks: tuple[str, str, int]) -> Outbox:
         return replace(self, marks=self.marks + marks)
