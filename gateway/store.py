@@ -104,6 +104,13 @@ class Outbox:
         return replace(self, marks=self.marks + ((key, value, ttl),), unless=key)
 
 
+def _seconds_now() -> str:
+    """``f"{time.time():.6f}"``, the time now in seconds to the microsecond, from the integer
+    clock: the float's formatting costs about 4 k instructions, this about a quarter of it."""
+    micros = str((time.time_ns() + 500) // 1000)  # sixteen digits since 2001
+    return f"{micros[:-6]}.{micros[-6:]}"
+
+
 # a new receipt, the same bytes every time (bytes are immutable: shared by every record)
 _QUEUED_RECEIPT = orjson.dumps({"status": "queued", "attempts": 0})
 
@@ -116,7 +123,7 @@ def visit_outbox(*, tid: str, org: str, visit_no: str, person_id: str, received_
     ``marks``, ``counts`` and ``unless`` as :class:`Outbox` has them: given here, the outbox
     is made once (a ``with_…`` copy, ``dataclasses.replace``, costs several times making it)."""
     shard = shard_of(person_id, shards)
-    now = f"{time.time():.6f}"
+    now = _seconds_now()
     record: dict[str, Any] = {
         "status": "queued" if payloads else "accepted", "org": org, "visit_no": visit_no,
         "person": person_id, "received_at": received_at,
