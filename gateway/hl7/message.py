@@ -456,27 +456,36 @@ def parse(data: bytes | bytearray | memoryview | str, default_charset: str = "as
     fs = enc.field
     valid = _VALID_STARTS.get(fs)
     if valid is None:
-        valid = _VALID_STARTS[fs] = set()
+        valid = _VALID_STARTS[fs] = {}
     segments = [Segment("MSH", head, enc, charset)]
     append = segments.append
     for line in lines[1:]:
-        if not line or line[0] in _BLANK:
-            line = line.lstrip(_BLANK)
-            if not line:
-                continue
-        start = line[:4]  # the segment id and the field separator
-        if start not in valid:
-            name = line[:3]
-            if (len(name) != 3 or not name.isalnum() or not name.isascii()
-                    or (len(line) > 3 and line[3] != fs)):
-                shown = line[:20]
-                raise HL7ParseError(f"segment {len(segments) + 1}: invalid segment {shown!r} "
-                                    f"(a segment starts with a 3-character id and {fs!r})", "", "100")
+        # a line that starts as a valid one did (its id is alphanumeric) is neither blank nor
+        # padded: its segment id without slicing or checking it again
+        name = valid.get(line[:4])
+        if name is None:
+            if not line or line[0] in _BLANK:
+                line = line.lstrip(_BLANK)
+                if not line:
+                    continue
+            name = _segment_id(line, fs, len(segments) + 1)
             if len(valid) < 1024:
-                valid.add(start)
-        append(Segment(start[:3], line, enc, charset))
+                valid[line[:4]] = name
+        append(Segment(name, line, enc, charset))
     return Message(segments, enc, charset)
 
 
-# per field separator, the starts of lines (segment id + separator) known to be valid
-_VALID_STARTS: dict[str, set[str]] = {}
+def _segment_id(line: str, fs: str, number: int) -> str:
+    """The id of a line not met before; raises when it does not start as a segment does."""
+    name = line[:3]
+    if (len(name) != 3 or not name.isalnum() or not name.isascii()
+            or (len(line) > 3 and line[3] != fs)):
+        shown = line[:20]
+        raise HL7ParseError(f"segment {number}: invalid segment {shown!r} "
+                            f"(a segment starts with a 3-character id and {fs!r})", "", "100")
+    return name
+
+
+# per field separator, the starts of lines known to be valid (segment id + the separator)
+# and their segment id
+_VALID_STARTS: dict[str, dict[str, str]] = {}
