@@ -324,7 +324,12 @@ def _encoding_of(head: str) -> Encoding:
 
 
 def _msh18(head: str, enc: Encoding) -> str:
-    parts = head.split(enc.field, 18)  # parts[k] is MSH-(k+1) for k ≥ 1
+    return _msh18_of(head.split(enc.field, 18), enc)
+
+
+def _msh18_of(parts: list[str], enc: Encoding) -> str:
+    """MSH-18 from the MSH line split on the field separator (``parts[k]`` is MSH-(k+1)
+    for k ≥ 1; split whole, or at most 18 times)."""
     if len(parts) < 18:
         return ""
     value = parts[17]
@@ -338,9 +343,10 @@ def _codec(msh18: str, default: str) -> str:
         raise HL7ParseError(f"MSH-18 character set {msh18!r} is not supported", "MSH-18", "103") from None
 
 
-def _decode(data: bytes, default_charset: str) -> tuple[str, str, Encoding | None]:
-    """Decode the message bytes with the codec MSH-18 names: (text, codec, the delimiters
-    when the MSH line is ASCII — they are the same in the decoded text then)."""
+def _decode(data: bytes, default_charset: str) -> tuple[str, str, tuple[Encoding, str, list[str]] | None]:
+    """Decode the message bytes with the codec MSH-18 names: (text, codec, and when the MSH
+    line is ASCII — the same in the decoded text then — its delimiters, the line and its
+    fields: the MSH segment's, split once)."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff") or data[:6] in (b"M\x00S\x00H\x00", b"\x00M\x00S\x00H"):
         return _decode_utf16(data, default_charset)
     data = data.lstrip(_LEAD_B)
@@ -356,13 +362,14 @@ def _decode(data: bytes, default_charset: str) -> tuple[str, str, Encoding | Non
     head_b = data[:end]
     head = head_b.decode("latin-1")
     enc = _encoding_of(head)
-    msh18 = _msh18(head, enc)
+    fields = head.split(enc.field)
+    msh18 = _msh18_of(fields, enc)
     ascii_head = head_b.isascii()
     if not ascii_head:
         msh18 = _msh18_gb(head_b, enc, msh18, default_charset)
     codec = _codec(msh18, default_charset)
     try:
-        return data.decode(codec), codec, enc if ascii_head else None
+        return data.decode(codec), codec, (enc, head, fields) if ascii_head else None
     except UnicodeDecodeError as e:
         where = _locate(data[:e.start].decode(codec, "replace"), enc.field)
         bad = data[e.start:e.start + 4].hex()
@@ -433,12 +440,12 @@ def parse(data: bytes | bytearray | memoryview | str, default_charset: str = "as
     when MSH-18 is empty). Segments end with CR, LF or CRLF; blank lines and padding are
     ignored. Raises ``HL7ParseError`` — and nothing else — for any malformed input.
     """
-    enc: Encoding | None = None
+    msh: tuple[Encoding, str, list[str]] | None = None
     if isinstance(data, str):
         text = data.lstrip(_LEAD)
         charset = ""
     elif isinstance(data, (bytes, bytearray, memoryview)):
-        text, charset, enc = _decode(bytes(data), default_charset)
+        text, charset, msh = _decode(bytes(data), default_charset)
         text = text.lstrip(_LEAD)
     else:
         raise TypeError(f"parse() needs bytes or str, not {type(data).__name__}")
@@ -449,15 +456,24 @@ def parse(data: bytes | bytearray | memoryview | str, default_charset: str = "as
         text = text.replace("\r\n", "\r").replace("\n", "\r")
     lines = text.split("\r")
     head = lines[0]
-    if enc is None:
+    fields = None
+    if msh is None:
         enc = _encoding_of(head)
+    else:
+        enc, msh_head, fields = msh
+        if msh_head != head:  # padding the decoded text lost: split again when asked
+            fields = None
     if not charset:
         charset = _codec(_msh18(head, enc), default_charset)
     fs = enc.field
     valid = _VALID_STARTS.get(fs)
     if valid is None:
         valid = _VALID_STARTS[fs] = {}
-    segments = [Segment("MSH", head, enc, charset)]
+    first = Segment("MSH", head, enc, charset)
+    if fields is not None:  # the fields _decode split, as Segment._fields would
+        fields.insert(1, fs)
+        first._f = fields
+    segments = [first]
     append = segments.append
     for line in lines[1:]:
         # a line that starts as a valid one did (its id is alphanumeric) is neither blank nor
