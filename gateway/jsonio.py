@@ -7,10 +7,14 @@ from typing import Any
 
 import orjson
 
+_Fragment = orjson.Fragment  # JSON text written as it is
+
 
 def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return orjson.Fragment(str(value))
+    # called by orjson for every Decimal (about ten in a visit's Bundle): compiled
+    # (setup.py), and the exact type tried first
+    if type(value) is Decimal or isinstance(value, Decimal):
+        return _Fragment(str(value))
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 

@@ -324,7 +324,12 @@ def _encoding_of(head: str) -> Encoding:
 
 
 def _msh18(head: str, enc: Encoding) -> str:
-    parts = head.split(enc.field, 18)  # parts[k] is MSH-(k+1) for k ≥ 1
+    return _msh18_of(head.split(enc.field, 18), enc)
+
+
+def _msh18_of(parts: list[str], enc: Encoding) -> str:
+    """MSH-18 from the MSH line split on the field separator (``parts[k]`` is MSH-(k+1)
+    for k ≥ 1; split whole, or at most 18 times)."""
     if len(parts) < 18:
         return ""
     value = parts[17]
@@ -338,9 +343,10 @@ def _codec(msh18: str, default: str) -> str:
         raise HL7ParseError(f"MSH-18 character set {msh18!r} is not supported", "MSH-18", "103") from None
 
 
-def _decode(data: bytes, default_charset: str) -> tuple[str, str, Encoding | None]:
-    """Decode the message bytes with the codec MSH-18 names: (text, codec, the delimiters
-    when the MSH line is ASCII — they are the same in the decoded text then)."""
+def _decode(data: bytes, default_charset: str) -> tuple[str, str, tuple[Encoding, str, list[str]] | None]:
+    """Decode the message bytes with the codec MSH-18 names: (text, codec, and when the MSH
+    line is ASCII — the same in the decoded text then — its delimiters, the line and its
+    fields: the MSH segment's, split once)."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff") or data[:6] in (b"M\x00S\x00H\x00", b"\x00M\x00S\x00H"):
         return _decode_utf16(data, default_charset)
     data = data.lstrip(_LEAD_B)
@@ -356,13 +362,14 @@ def _decode(data: bytes, default_charset: str) -> tuple[str, str, Encoding | Non
     head_b = data[:end]
     head = head_b.decode("latin-1")
     enc = _encoding_of(head)
-    msh18 = _msh18(head, enc)
+    fields = head.split(enc.field)
+    msh18 = _msh18_of(fields, enc)
     ascii_head = head_b.isascii()
     if not ascii_head:
         msh18 = _msh18_gb(head_b, enc, msh18, default_charset)
     codec = _codec(msh18, default_charset)
     try:
-        return data.decode(codec), codec, enc if ascii_head else None
+        return data.decode(codec), codec, (enc, head, fields) if ascii_head else None
     except UnicodeDecodeError as e:
         where = _locate(data[:e.start].decode(codec, "replace"), enc.field)
         bad = data[e.start:e.start + 4].hex()
@@ -433,12 +440,12 @@ def parse(data: bytes | bytearray | memoryview | str, default_charset: str = "as
     when MSH-18 is empty). Segments end with CR, LF or CRLF; blank lines and padding are
     ignored. Raises ``HL7ParseError`` — and nothing else — for any malformed input.
     """
-    enc: Encoding | None = None
+    msh: tuple[Encoding, str, list[str]] | None = None
     if isinstance(data, str):
         text = data.lstrip(_LEAD)
         charset = ""
     elif isinstance(data, (bytes, bytearray, memoryview)):
-        text, charset, enc = _decode(bytes(data), default_charset)
+        text, charset, msh = _decode(bytes(data), default_charset)
         text = text.lstrip(_LEAD)
     else:
         raise TypeError(f"parse() needs bytes or str, not {type(data).__name__}")
@@ -449,34 +456,52 @@ def parse(data: bytes | bytearray | memoryview | str, default_charset: str = "as
         text = text.replace("\r\n", "\r").replace("\n", "\r")
     lines = text.split("\r")
     head = lines[0]
-    if enc is None:
+    fields = None
+    if msh is None:
         enc = _encoding_of(head)
+    else:
+        enc, msh_head, fields = msh
+        if msh_head != head:  # padding the decoded text lost: split again when asked
+            fields = None
     if not charset:
         charset = _codec(_msh18(head, enc), default_charset)
     fs = enc.field
     valid = _VALID_STARTS.get(fs)
     if valid is None:
-        valid = _VALID_STARTS[fs] = set()
-    segments = [Segment("MSH", head, enc, charset)]
+        valid = _VALID_STARTS[fs] = {}
+    first = Segment("MSH", head, enc, charset)
+    if fields is not None:  # the fields _decode split, as Segment._fields would
+        fields.insert(1, fs)
+        first._f = fields
+    segments = [first]
     append = segments.append
     for line in lines[1:]:
-        if not line or line[0] in _BLANK:
-            line = line.lstrip(_BLANK)
-            if not line:
-                continue
-        start = line[:4]  # the segment id and the field separator
-        if start not in valid:
-            name = line[:3]
-            if (len(name) != 3 or not name.isalnum() or not name.isascii()
-                    or (len(line) > 3 and line[3] != fs)):
-                shown = line[:20]
-                raise HL7ParseError(f"segment {len(segments) + 1}: invalid segment {shown!r} "
-                                    f"(a segment starts with a 3-character id and {fs!r})", "", "100")
+        # a line that starts as a valid one did (its id is alphanumeric) is neither blank nor
+        # padded: its segment id without slicing or checking it again
+        name = valid.get(line[:4])
+        if name is None:
+            if not line or line[0] in _BLANK:
+                line = line.lstrip(_BLANK)
+                if not line:
+                    continue
+            name = _segment_id(line, fs, len(segments) + 1)
             if len(valid) < 1024:
-                valid.add(start)
-        append(Segment(start[:3], line, enc, charset))
+                valid[line[:4]] = name
+        append(Segment(name, line, enc, charset))
     return Message(segments, enc, charset)
 
 
-# per field separator, the starts of lines (segment id + separator) known to be valid
-_VALID_STARTS: dict[str, set[str]] = {}
+def _segment_id(line: str, fs: str, number: int) -> str:
+    """The id of a line not met before; raises when it does not start as a segment does."""
+    name = line[:3]
+    if (len(name) != 3 or not name.isalnum() or not name.isascii()
+            or (len(line) > 3 and line[3] != fs)):
+        shown = line[:20]
+        raise HL7ParseError(f"segment {number}: invalid segment {shown!r} "
+                            f"(a segment starts with a 3-character id and {fs!r})", "", "100")
+    return name
+
+
+# per field separator, the starts of lines known to be valid (segment id + the separator)
+# and their segment id
+_VALID_STARTS: dict[str, dict[str, str]] = {}

@@ -28,16 +28,24 @@ def facility(raw: bytes) -> str:
     start = raw.find(b"MSH")
     if start < 0 or len(raw) < start + 8:
         return ""
-    head_bytes = raw[start:].split(b"\r", 1)[0].split(b"\n", 1)[0]
-    for codec in ("utf-8", "gb18030", "latin-1"):
-        try:
-            head = head_bytes.decode(codec)
-            break
-        except UnicodeDecodeError:
-            continue
+    end = len(raw)  # the MSH line ends at the first CR or LF: sliced alone, not the message
+    for term in (b"\r", b"\n"):
+        k = raw.find(term, start, end)
+        if k >= 0:
+            end = k
+    head_bytes = raw[start:end]
+    if head_bytes.isascii():  # the usual header: any of the three codecs reads it the same
+        head = head_bytes.decode("ascii")
+    else:
+        for codec in ("utf-8", "gb18030", "latin-1"):
+            try:
+                head = head_bytes.decode(codec)
+                break
+            except UnicodeDecodeError:
+                continue
     sep, comp = head[3:4], head[4:5]
-    fields = head.split(sep)
-    return fields[3].split(comp)[0].strip() if len(fields) > 3 and comp else ""
+    fields = head.split(sep, 4)  # MSH-4 is the fourth: the rest need not be split
+    return fields[3].split(comp, 1)[0].strip() if len(fields) > 3 and comp else ""
 
 
 def header(env: Envelope, ctx) -> Envelope:
@@ -61,5 +69,19 @@ def header(env: Envelope, ctx) -> Envelope:
         raise errors.GatewayError.of(
             f"HL7 version {msg.version!r} is not supported; send one of {', '.join(SUPPORTED_VERSIONS)}",
             "MSH-12", code="not-supported", error_code="2011", v2_code="203", status=400)
-    return env.with_(sender=Sender(org=org.code, key_name=org.name), message=msg,
+    return env.with_(sender=_sender(org.code, org.name), message=msg,
                      adapter=env.adapter or org.adapter)
+
+
+_SENDERS: dict[tuple[str, str], Sender] = {}  # a Sender is frozen: one per organisation serves
+
+
+def _sender(code: str, name: str) -> Sender:
+    """The organisation's Sender (a frozen dataclass costs about 5 k instructions to make)."""
+    key = (code, name)
+    sender = _SENDERS.get(key)
+    if sender is None:
+        if len(_SENDERS) >= 4096:  # bounded: a registry's worth of organisations
+            _SENDERS.clear()
+        sender = _SENDERS[key] = Sender(org=code, key_name=name)
+    return sender
