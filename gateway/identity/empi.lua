@@ -68,17 +68,22 @@ local held = redis.call('MGET', unpack(id_keys))
 local strong_present = string.find(strong, '1', 1, true) ~= nil
 
 -- the persons found (surviving person id → its hash fields, see survivor), in order; the
--- usual case, every identifier that held one holding the same, follows it once
-local found, order, followed = {}, {}, {}
-local first = false
+-- usual case, every identifier that held one holding the same, follows it once. unheld:
+-- some identifier held no person; alike: every one held the first one's.
+local found, order, followed = {}, {}, false
+local first, unheld, alike = false, false, true
 for i = 1, n do
   local pid = held[i]
-  if pid then
-    if not first then
-      first = pid
-      local into, h = survivor(pid)
-      found[into], order[1] = h, into
-    elseif pid ~= first and not followed[pid] then
+  if not pid then
+    unheld, alike = true, false
+  elseif not first then
+    first = pid
+    local into, h = survivor(pid)
+    found[into], order[1] = h, into
+  elseif pid ~= first then
+    alike = false
+    followed = followed or {}
+    if not followed[pid] then
       followed[pid] = true
       local into, h = survivor(pid)
       if not found[into] then
@@ -98,13 +103,12 @@ for _, pid in ipairs(order) do
 end
 if not person then person = order[1] end
 local created = false
-local kept = {}
-if person then kept = found[person] else person, created = new_id, true end
+local kept = found[person]  -- the person's hash fields (nil for a new person)
+if not person then person, created = new_id, true end
 local key = P .. 'person:' .. person
 local changed = created
 
 -- provisional persons presented together with a strong identifier join the person
-local absorbed = false
 if strong_present then
   for _, pid in ipairs(order) do
     if pid ~= person and found[pid][2] ~= '1' then
@@ -116,16 +120,17 @@ if strong_present then
       redis.call('RPUSH', P .. 'person:' .. pid .. ':history', cjson.encode(
         {event = 'merged', into = person, at = now, by = who,
          why = 'presented together with a strong identifier'}))
-      absorbed, changed = true, true
+      changed = true
     end
   end
 end
 
 -- link identifiers: all of them with a strong one present, else only to a new person
 -- (an identifier's key changes above only when it already held a person: read once)
-local linked, sets = {}, {}
-if strong_present or created then
-  local seen = {}
+local linked = false
+if unheld and (strong_present or created) then
+  local seen, sets = {}, {}
+  linked = {}
   for i = 1, n do
     local ref = ARGV[FIRST + i]
     if not held[i] and not seen[ref] then
@@ -164,7 +169,7 @@ local before = #fields
 -- again at every run of the script)
 local function attribute(j, field, index)
   local value = ARGV[ATTR + j]
-  if value ~= '' and kept[2 + j] ~= value then
+  if value ~= '' and (created or kept[2 + j] ~= value) then
     fields[#fields + 1] = field
     fields[#fields + 1] = value
     if index then redis.call('SADD', P .. index .. ':' .. value, person) end
@@ -188,12 +193,11 @@ end
 -- (same = 1).
 local reply, same = linked, 0
 if not created then
-  same = 1
-  for i = 1, n do
-    if held[i] ~= person then same = 0 break end
+  if alike and first == person and redis.call('SCARD', key .. ':ids') == distinct(n) then
+    reply, same = {}, 1
+  else
+    reply = redis.call('SMEMBERS', key .. ':ids')
   end
-  if same == 1 and redis.call('SCARD', key .. ':ids') ~= distinct(n) then same = 0 end
-  if same == 1 then reply = {} else reply = redis.call('SMEMBERS', key .. ':ids') end
 end
 local m = #reply
 reply[m + 1], reply[m + 2], reply[m + 3], reply[m + 4], reply[m + 5] =
