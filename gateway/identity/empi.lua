@@ -1,147 +1,205 @@
 -- Resolve-or-create, atomically: every presented identifier → one person.
--- ARGV (flat, no JSON to decode): now, who, new_id, cards_on ('' for none), n, then n
--- times system, value, strong ('1' / '0'), then attribute name, value pairs.
+-- ARGV (flat strings, nothing to decode): now, who, new_id, cards_on ('' for none), strong
+-- (one '1' or '0' per identifier: its length is their number n), the attributes name,
+-- birth_date, phone, sex and name_key ('' for one not presented), then the n identifiers
+-- as 'system|value'.
+-- Reply: {identifiers..., same, cards (or nil), conflict (or nil), created (1 / 0), person}:
+-- same = 1, no identifiers listed: they are the presented ones; {0, cards, nil, i, nil}
+-- when the card at index i (from 0) is cancelled. cards: per card its {status, effective,
+-- reason} in force on cards_on, or nil; nil when none has a status.
 -- Rules (see empi.py): strong identifiers decide; other identifiers are linked to the
 -- person only when presented with a strong one; a person that only weak identifiers made
 -- (provisional) is merged into the strong person when a strong identifier and one of its
 -- identifiers are presented together; two different strong persons are never merged here.
-local INDEXED = {birth_date = 'dob', phone = 'phone', name_key = 'name'}  -- attribute → index
-local req = {now = ARGV[1], who = ARGV[2], new_id = ARGV[3], ids = {}, attrs = {}}
-if ARGV[4] ~= '' then req.cards_on = ARGV[4] end
-local n = tonumber(ARGV[5])
-for i = 1, n do
-  local b = 3 + 3 * i
-  req.ids[i] = {ARGV[b], ARGV[b + 1], ARGV[b + 2] == '1' and 1 or 0}
-end
-for j = 6 + 3 * n, #ARGV, 2 do
-  req.attrs[ARGV[j]] = ARGV[j + 1]
-end
+-- A returning patient presented as before costs four reads: card keys (EXISTS), identifier
+-- keys (MGET), the person's hash (HMGET), the size of its identifier set (SCARD).
+local now, who, new_id, cards_on, strong = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local n = #strong
+local FIRST = 10  -- ARGV[FIRST + i]: identifier i
+local ATTR = 5    -- ARGV[ATTR + j]: attribute j of the person hash's fields 3 .. 7 below
 
--- card status in force on req.cards_on (when given), read in the same round trip; a
--- cancelled card refuses the visit before anything is written
-local cards = {}
-if req.cards_on then
-  for i, id in ipairs(req.ids) do
-    local st = redis.call('HMGET', P .. 'card:' .. id[1] .. '|' .. id[2], 'status', 'effective', 'reason')
-    if st[1] and st[2] and st[2] <= req.cards_on then
-      cards[i] = {st[1], st[2], st[3] or ''}
-      if st[1] == 'cancelled' then
-        return cjson.encode({refused = i - 1, cards = cards})
+-- card status in force on cards_on (when given), read in the same round trip; a cancelled
+-- card refuses the visit before anything is written. Most cards have none: one EXISTS for
+-- all of them decides whether each must be read.
+local cards = false
+if cards_on ~= '' then
+  local keys = {}
+  for i = 1, n do keys[i] = P .. 'card:' .. ARGV[FIRST + i] end
+  if redis.call('EXISTS', unpack(keys)) > 0 then
+    cards = {}
+    for i = 1, n do
+      local st = redis.call('HMGET', keys[i], 'status', 'effective', 'reason')
+      if st[1] and st[2] and st[2] <= cards_on then
+        cards[i] = {st[1], st[2], st[3] or ''}
+        if st[1] == 'cancelled' then return {0, cards, false, i - 1, false} end
+      else
+        cards[i] = false
       end
-    else
-      cards[i] = false
     end
   end
 end
 
-
-local strong_present = false
-local found = {}        -- person id → {strong = bool}
-local order = {}
-local linked_to = {}    -- identifier → the person id its key held (false: none)
-local keys = {}
-for i, id in ipairs(req.ids) do
-  keys[i] = P .. 'id:' .. id[1] .. '|' .. id[2]
+-- how many of the n identifiers differ (the gateway never sends one twice; a caller may)
+local function distinct(count)
+  for i = 2, n do
+    for j = 1, i - 1 do
+      if ARGV[FIRST + i] == ARGV[FIRST + j] then count = count - 1 break end
+    end
+  end
+  return count
 end
-local held = redis.call('MGET', unpack(keys))
-for i, id in ipairs(req.ids) do
-  if id[3] == 1 then strong_present = true end
-  local ref = id[1] .. '|' .. id[2]
+
+-- the person an identifier's key held, followed through merges: the surviving person and
+-- its hash's merged_into, strong and attribute fields (one read per person followed)
+local function survivor(pid)
+  for _ = 1, 32 do
+    local h = redis.call('HMGET', P .. 'person:' .. pid, 'merged_into', 'strong', 'name',
+                         'birth_date', 'phone', 'sex', 'name_key')
+    if not h[1] or h[1] == '' then return pid, h end
+    pid = h[1]
+  end
+  return pid, redis.call('HMGET', P .. 'person:' .. pid, 'merged_into', 'strong', 'name',
+                         'birth_date', 'phone', 'sex', 'name_key')
+end
+
+local id_keys = {}
+for i = 1, n do id_keys[i] = P .. 'id:' .. ARGV[FIRST + i] end
+local held = redis.call('MGET', unpack(id_keys))
+local strong_present = string.find(strong, '1', 1, true) ~= nil
+
+-- the persons found (surviving person id → its hash fields, see survivor), in order; the
+-- usual case, every identifier that held one holding the same, follows it once. unheld:
+-- some identifier held no person; alike: every one held the first one's.
+local found, order, followed = {}, {}, false
+local first, unheld, alike = false, false, true
+for i = 1, n do
   local pid = held[i]
-  linked_to[ref] = pid or false
-  if pid and not found[pid] then  -- (a person's identifiers usually all hold its id)
-    local strong
-    pid, strong = follow_strong(pid)
-    if not found[pid] then
-      found[pid] = {strong = strong}
-      table.insert(order, pid)
+  if not pid then
+    unheld, alike = true, false
+  elseif not first then
+    first = pid
+    local into, h = survivor(pid)
+    found[into], order[1] = h, into
+  elseif pid ~= first then
+    alike = false
+    followed = followed or {}
+    if not followed[pid] then
+      followed[pid] = true
+      local into, h = survivor(pid)
+      if not found[into] then
+        found[into] = h
+        order[#order + 1] = into
+      end
     end
   end
 end
 
 -- the person: the first strong person found, else the first found, else a new one
-local person, conflict = nil, nil
+local person, conflict = nil, false
 for _, pid in ipairs(order) do
-  if found[pid].strong then
+  if found[pid][2] == '1' then
     if person and person ~= pid then conflict = pid elseif not person then person = pid end
   end
 end
 if not person then person = order[1] end
 local created = false
-if not person then
-  person = req.new_id
-  created = true
-  redis.call('HSET', P .. 'person:' .. person, 'created', req.now, 'status', 'active',
-             'strong', strong_present and '1' or '0')
-end
+local kept = found[person]  -- the person's hash fields (nil for a new person)
+if not person then person, created = new_id, true end
 local key = P .. 'person:' .. person
-local changes = {}
-local promoted = false
+local changed = created
 
 -- provisional persons presented together with a strong identifier join the person
 if strong_present then
   for _, pid in ipairs(order) do
-    if pid ~= person and not found[pid].strong then
+    if pid ~= person and found[pid][2] ~= '1' then
       for _, member in ipairs(redis.call('SMEMBERS', P .. 'person:' .. pid .. ':ids')) do
         redis.call('SET', P .. 'id:' .. member, person)
         redis.call('SADD', key .. ':ids', member)
       end
       redis.call('HSET', P .. 'person:' .. pid, 'status', 'merged', 'merged_into', person)
       redis.call('RPUSH', P .. 'person:' .. pid .. ':history', cjson.encode(
-        {event = 'merged', into = person, at = req.now, by = req.who,
+        {event = 'merged', into = person, at = now, by = who,
          why = 'presented together with a strong identifier'}))
-      table.insert(changes, {event = 'absorbed', person = pid})
+      changed = true
     end
-  end
-  if not created and not found[person].strong then
-    redis.call('HSET', key, 'strong', '1')  -- a provisional person becomes strong
-    promoted = true
   end
 end
 
 -- link identifiers: all of them with a strong one present, else only to a new person
 -- (an identifier's key changes above only when it already held a person: read once)
-local linked = {}
-if strong_present or created then
-  for _, id in ipairs(req.ids) do
-    local ref = id[1] .. '|' .. id[2]
-    if not linked_to[ref] then
-      linked_to[ref] = person
-      redis.call('SET', P .. 'id:' .. ref, person)
-      table.insert(linked, ref)
+local linked = false
+if unheld and (strong_present or created) then
+  local seen, sets = {}, {}
+  linked = {}
+  for i = 1, n do
+    local ref = ARGV[FIRST + i]
+    if not held[i] and not seen[ref] then
+      seen[ref] = true
+      linked[#linked + 1] = ref
+      sets[#sets + 1] = id_keys[i]
+      sets[#sets + 1] = person
     end
   end
   if #linked > 0 then
+    redis.call('MSET', unpack(sets))
     redis.call('SADD', key .. ':ids', unpack(linked))
+    redis.call('RPUSH', key .. ':history', cjson.encode(
+      {event = created and 'created' or 'linked', identifiers = linked, at = now, by = who}))
+    changed = true
   end
 end
-if #linked > 0 then
-  redis.call('RPUSH', key .. ':history', cjson.encode(
-    {event = created and 'created' or 'linked', identifiers = linked, at = req.now, by = req.who}))
-end
--- attributes as sent, where they differ from those kept (with the indexes that find a
--- person by them): a returning patient presented as before writes nothing at all, so the
--- call has no append-only file write to wait for
-local names, fields = {}, {}
-for field, _ in pairs(req.attrs) do
-  table.insert(names, field)
-end
-if #names > 0 then
-  local kept = redis.call('HMGET', key, unpack(names))
-  for i, field in ipairs(names) do
-    local value = req.attrs[field]
-    if kept[i] ~= value then
-      table.insert(fields, field)
-      table.insert(fields, value)
-      local index = INDEXED[field]
-      if index then
-        redis.call('SADD', P .. index .. ':' .. value, person)
-      end
-    end
+
+-- the person's hash: a new person's creation fields; attributes as sent, where they differ
+-- from those kept (with the indexes that find a person by them). A returning patient
+-- presented as before writes nothing at all, so the call has no append-only file write to
+-- wait for.
+local fields
+if created then
+  fields = {'created', now, 'status', 'active', 'strong', strong_present and '1' or '0',
+            'updated', now}
+else
+  fields = {'updated', now}
+  if strong_present and kept[2] ~= '1' then  -- a provisional person becomes strong
+    fields[3], fields[4] = 'strong', '1'
+    changed = true
   end
 end
-if #fields > 0 or #linked > 0 or #changes > 0 or promoted or created then
-  redis.call('HSET', key, 'updated', req.now, unpack(fields))
+local before = #fields
+-- (each attribute compared in a call of its own: a table of their names would be built
+-- again at every run of the script)
+local function attribute(j, field, index)
+  local value = ARGV[ATTR + j]
+  if value ~= '' and (created or kept[2 + j] ~= value) then
+    fields[#fields + 1] = field
+    fields[#fields + 1] = value
+    if index then redis.call('SADD', P .. index .. ':' .. value, person) end
+  end
 end
-return cjson.encode({person = person, created = created, conflict = conflict, cards = cards,
-                     identifiers = redis.call('SMEMBERS', key .. ':ids'), changes = changes})
+attribute(1, 'name')
+attribute(2, 'birth_date', 'dob')
+attribute(3, 'phone', 'phone')
+attribute(4, 'sex')
+attribute(5, 'name_key', 'name')
+if changed or #fields > before then
+  redis.call('HSET', key, unpack(fields))
+end
+
+-- the reply: the person's identifiers, then same, cards, conflict, created and the person.
+-- Both shortcuts rely on what every script here (empi.lua, merge.lua) does: pointing an
+-- identifier's key at a person adds it to that person's set, and no key is ever deleted.
+-- A new person's identifiers are the ones just linked (none held a person, so none was
+-- ever in its set). A person every presented identifier pointed to has those in its set:
+-- when the set has no more members, the identifiers are the presented ones, not sent back
+-- (same = 1).
+local reply, same = linked, 0
+if not created then
+  if alike and first == person and redis.call('SCARD', key .. ':ids') == distinct(n) then
+    reply, same = {}, 1
+  else
+    reply = redis.call('SMEMBERS', key .. ':ids')
+  end
+end
+local m = #reply
+reply[m + 1], reply[m + 2], reply[m + 3], reply[m + 4], reply[m + 5] =
+  same, cards, conflict, created and 1 or 0, person
+return reply

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import redis
@@ -41,8 +41,10 @@ STRONG = frozenset({CardType.CITIZEN_ID, CardType.SSC_CARD_NO, CardType.SSC_CARD
                     CardType.HEALTH_CARD, CardType.EHEALTH_CARD})
 
 
-@dataclass(frozen=True)
-class Resolution:
+class Resolution(NamedTuple):
+    """What a resolve found or did (a NamedTuple: one is made per visit, and a frozen
+    dataclass's ``__init__`` costs several times as much)."""
+
     person_id: str
     identifiers: tuple[str, ...]  # "system|value" of every identifier the person has
     created: bool = False
@@ -74,53 +76,67 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+_REFS = 10  # a request's arguments from here on: its identifiers, "system|value"
+
+
 def _request(identifiers: list[tuple[str, str, str]], attrs: dict[str, str] | None = None,
-             who: str = "", cards_on: str | None = None) -> list[str]:
-    """The resolve script's arguments (flat: see ``empi.lua``)."""
+             who: str = "", cards_on: str | None = None, now: str | None = None) -> list[str]:
+    """The resolve script's arguments (flat, positional: see ``empi.lua``). ``attrs``: the
+    person's name, birth_date, phone and sex (what the person's hash keeps), each optional."""
     if not identifiers:
         raise EmpiError("no identifier")
-    ctype, system, value = identifiers[0]
-    args = [_now(), who, deterministic_id(system, value), cards_on or "", str(len(identifiers))]
-    for t, s, v in identifiers:
-        args += (s, v, "1" if CardType(t) in STRONG else "0")
-    for k, v in (attrs or {}).items():
-        if v:
-            args += (k, v)
-    if attrs and attrs.get("name"):
-        args += ("name_key", name_key(attrs["name"]))
-    return args
+    _t, system, value = identifiers[0]
+    a = attrs or {}
+    name = a.get("name") or ""
+    # CardType is a StrEnum: a card type's value is found in STRONG as it is
+    return [now or _now(), who, deterministic_id(system, value), cards_on or "",
+            "".join(["1" if t in STRONG else "0" for t, _s, _v in identifiers]),
+            name, a.get("birth_date") or "", a.get("phone") or "", a.get("sex") or "",
+            name_key(name) if name else "",
+            *[f"{s}|{v}" for _t, s, v in identifiers]]
 
 
-def _resolution(reply: bytes) -> Resolution:
-    out = orjson.loads(reply)
-    cards = tuple(tuple(c) if c else None for c in out.get("cards") or ())
-    if "refused" in out:
-        return Resolution("", (), cards=cards, refused=out["refused"])
-    ids = out.get("identifiers") or []
-    return Resolution(out["person"], tuple(sorted(ids)) if isinstance(ids, list) else (),
-                      bool(out.get("created")), out.get("conflict"), cards)
-
-
-def _parsed(reply: Any) -> Resolution | Exception:
-    return reply if isinstance(reply, Exception) else _resolution(reply)
+def _resolution(reply: list, req: list[str]) -> Resolution:
+    """The script's reply (see ``empi.lua``) to the request ``req`` (its arguments)."""
+    *ids, same, cards, conflict, flag, person = reply
+    if cards is not None:
+        cards = tuple((c[0].decode(), c[1].decode(), c[2].decode()) if c else None
+                      for c in cards)
+    elif req[3]:  # asked, and no card has a status
+        cards = (None,) * len(req[4])
+    else:
+        cards = ()
+    if person is None:
+        return Resolution("", (), cards=cards, refused=flag)
+    identifiers = set(req[_REFS:]) if same else [m.decode() for m in ids]
+    return Resolution(person.decode(), tuple(sorted(identifiers)), flag == 1,
+                      conflict.decode() if conflict is not None else None, cards)
 
 
 def _requests(requests: list[dict[str, Any]]) -> tuple[list, list[list[str]]]:
-    """Per request its refusal (or None: asked), and the script arguments of those asked."""
+    """Per request its refusal (or None: asked), and the script arguments of those asked
+    (one time for the batch)."""
+    now = _now()
     out: list[Exception | None] = []
     args: list[list[str]] = []
     for req in requests:
         try:
-            args.append(_request(**req))
+            args.append(_request(**req, now=now))
             out.append(None)
         except EmpiError as exc:
             out.append(exc)
     return out, args
 
 
-def _answers(out: list, replies: list) -> list[Resolution | Exception]:
-    it = iter(replies)
-    return [x if x is not None else _parsed(next(it)) for x in out]
+def _answers(out: list, args: list[list[str]], replies: list) -> list[Resolution | Exception]:
+    it = iter(zip(args, replies))
+    answers: list[Resolution | Exception] = []
+    for x in out:
+        if x is None:
+            req, reply = next(it)
+            x = reply if isinstance(reply, Exception) else _resolution(reply, req)
+        answers.append(x)
+    return answers
 
 
 class Empi:
@@ -136,24 +152,25 @@ class Empi:
         """``identifiers``: (card type, system, value), strongest first. With ``cards_on``
         (an ISO date) each card's status in force that day is read in the same round trip
         (``card_status.py`` keeps them); a cancelled card stops there (``refused``)."""
-        return _resolution(self._resolve(args=_request(identifiers, attrs, who, cards_on)))
+        req = _request(identifiers, attrs, who, cards_on)
+        return _resolution(self._resolve(args=req), req)
 
     def resolve_many(self, requests: list[dict[str, Any]]) -> list[Resolution | Exception]:
         """Several :meth:`resolve` calls (their keyword arguments) in one round trip; each
         runs as its own script, in order, so the outcome is the one they would have one
         after the other. A request that fails gives its exception in its place."""
         out, args = _requests(requests)
-        return _answers(out, self._evalsha_many(args) if args else [])
+        return _answers(out, args, self._evalsha_many(args) if args else [])
 
     async def resolve_many_async(self, ar: Any, requests: list[dict[str, Any]]
                                  ) -> list[Resolution | Exception]:
         """:meth:`resolve_many` on an asyncio client ``ar`` (the event loop goes on)."""
         out, args = _requests(requests)
         if not args:
-            return _answers(out, [])
+            return _answers(out, args, [])
         replies = await evalsha_many(ar, [["EVALSHA", self._resolve.sha, 0, *a] for a in args],
                                      self._resolve.script)
-        return _answers(out, replies)
+        return _answers(out, args, replies)
 
     def _evalsha_many(self, args: list[list[str]]) -> list[Any]:
         """The resolve script once per argument, pipelined (without the SCRIPT EXISTS round

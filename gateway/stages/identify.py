@@ -10,6 +10,9 @@ is refused. ADT^A40 merges the person the prior identifiers belong to into the s
 
 from __future__ import annotations
 
+from datetime import date
+from functools import lru_cache
+
 from gateway import errors
 from gateway.envelope import Envelope, Identity
 from gateway.identifiers import (
@@ -20,6 +23,14 @@ from gateway.identifiers import (
     deterministic_id,
 )
 from gateway.identity.card_status import CardStatus
+from terminology.local_maps import hospital_first
+from terminology.translate import GBT_2261_1
+
+# Per card type its value, rank and (but for hospital cards, scoped to their issuer) its
+# system: an Enum member's ``.value`` and ``CardType.X`` are slow lookups, these are dict reads.
+_HOSPITAL = CardType.HOSPITAL_CARD
+_VALUE = {t: t.value for t in CardType}
+_SYSTEM = {t: card_system(t, None) for t in CardType if t is not _HOSPITAL}
 
 
 def run(env: Envelope, ctx) -> Envelope:
@@ -78,22 +89,24 @@ def _request(env: Envelope, ctx, found) -> dict:
     visit = env.visit
     p = visit.patient
     return {"identifiers": [(t, s, v) for t, s, v, _i in found],
-            "attrs": {"name": p.name, "birth_date": p.birth_date.isoformat() if p.birth_date else "",
+            "attrs": {"name": p.name, "birth_date": _iso(p.birth_date) if p.birth_date else "",
                       "phone": p.phone or "", "sex": _sex_gb(p.sex, visit.org.code, ctx)},
             "who": visit.org.code,
-            "cards_on": visit.visit_time.date().isoformat() if ctx.card_status is not None else None}
+            "cards_on": _iso(visit.visit_time.date()) if ctx.card_status is not None else None}
+
+
+@lru_cache(maxsize=4096)
+def _iso(day: date) -> str:
+    """A date's ISO form, cached: birth dates and the day's visits come again and again
+    (``date.isoformat`` formats with sprintf each time)."""
+    return day.isoformat()
 
 
 def _resolved(env: Envelope, found, res) -> Envelope:
-    warnings = _card_status(found, [CardStatus(*c) if c else None for c in res.cards])
-    known = []
-    for member in res.identifiers:
-        system, _, value = member.partition("|")
-        ctype = card_type_of(system)
-        if ctype is not None:
-            known.append((ctype.value, system, value))
+    warnings = _card_status(found, [CardStatus(*c) if c else None for c in res.cards]) \
+        if any(res.cards) else ()
     presented = [(t, s, v) for t, s, v, _i in found]
-    others = sorted(set(known) - set(presented), key=lambda t: (RANK[t[0]], t))
+    others = _others(presented, res.identifiers)
     if res.conflict:
         warnings += (errors.issue(
             f"the identifiers presented belong to two people in the master patient index "
@@ -104,12 +117,26 @@ def _resolved(env: Envelope, found, res) -> Envelope:
                      warnings=env.warnings + warnings)
 
 
+def _others(presented: list[tuple[str, str, str]], members: tuple[str, ...]
+            ) -> list[tuple[str, str, str]]:
+    """The person's card identifiers (``members``: "system|value") that were not presented,
+    strongest first."""
+    refs = {f"{s}|{v}" for _t, s, v in presented}
+    others = []
+    for member in members:
+        if member in refs:
+            continue
+        system, _, value = member.partition("|")
+        ctype = card_type_of(system)
+        if ctype is not None:
+            others.append((_VALUE[ctype], system, value))
+    others.sort(key=lambda t: (RANK[t[0]], t))
+    return others
+
+
 def _sex_gb(sex, org: str, ctx) -> str:
     """GB/T 2261.1 sex for the index's demographics (the hospital's map, then national);
     '' when unmapped — the translate stage reports that."""
-    from terminology.local_maps import hospital_first
-    from terminology.translate import GBT_2261_1
-
     t = hospital_first(ctx.local_maps, org, "sex", sex.system, sex.code, GBT_2261_1)
     return t.code if t else ""
 
@@ -120,15 +147,19 @@ def _identifiers(cards, org_code: str, where: str) -> list[tuple[str, str, str, 
         raise errors.invalid("no card identifier", where, error_code="3001")
     found, seen = [], set()
     for i, card in enumerate(cards):
-        issuer = card.issuer or (org_code if card.type is CardType.HOSPITAL_CARD else None)
-        system = card_system(card.type, issuer)
-        if (system, card.value) in seen:
-            raise errors.invalid(f"card {card.type.value} is listed twice", f"{where}[{i}]",
+        ctype, value = card.type, card.value
+        system = _SYSTEM.get(ctype) or card_system(ctype, card.issuer or org_code)
+        if (system, value) in seen:
+            raise errors.invalid(f"card {_VALUE[ctype]} is listed twice", f"{where}[{i}]",
                                  error_code="3002")
-        seen.add((system, card.value))
-        found.append((card.type.value, system, card.value, i))
-    found.sort(key=lambda t: RANK[t[0]])
+        seen.add((system, value))
+        found.append((_VALUE[ctype], system, value, i))
+    found.sort(key=_rank)
     return found
+
+
+def _rank(found: tuple) -> int:
+    return RANK[found[0]]
 
 
 def _deterministic(found) -> Identity:
