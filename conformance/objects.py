@@ -34,18 +34,21 @@ class Shape:
 
 
 def walker(shape: Shape) -> Check:
-    fields = shape.fields
-    must = shape.must
+    # (copies made with dict() and tuple(): the compiled module then knows their types, and
+    # a lookup or an emptiness test is a direct one, not a generic call; the shape is
+    # complete when its walker is made and is not changed after)
+    fields = dict(shape.fields)
+    must = tuple(shape.must)
     required = shape.required
     # the others: a choice, a child needed more than once, or one a profile counts
     counted = tuple((names, mn) for _p, names, mn in required
                     if not (mn == 1 and len(names) == 1))
     choice_of = shape.choice_of
     choice_keys = frozenset(choice_of)
-    prim_arrays = shape.prim_arrays
-    extras = shape.extras
-    invariants = shape.invariants
-    not_object = shape.not_object
+    prim_arrays = tuple(shape.prim_arrays)
+    extras = tuple(shape.extras)
+    invariants = tuple(shape.invariants)
+    not_object = tuple(shape.not_object)
 
     def check(obj, path, ctx):
         if type(obj) is not dict:
@@ -54,7 +57,7 @@ def walker(shape: Shape) -> Check:
             for x in not_object:
                 x(obj, path, ctx)
             return
-        if len(obj) < 2 and (not obj or "id" in obj):
+        if len(obj) < 2 and (len(obj) == 0 or "id" in obj):
             ctx.out.append(issue(ELE_1_TEXT, path, code="invariant", error_code="6005"))
         for key, value in obj.items():
             try:
