@@ -8,6 +8,7 @@ arrays whose nulls must align with ``_name`` — and ``walker`` turns it into th
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,18 +35,21 @@ class Shape:
 
 
 def walker(shape: Shape) -> Check:
-    # (copies made with dict() and tuple(): the compiled module then knows their types, and
-    # a lookup or an emptiness test is a direct one, not a generic call; the shape is
-    # complete when its walker is made and is not changed after)
-    fields = dict(shape.fields)
-    must = tuple(shape.must)
-    required = shape.required
+    # The names are interned: the keys of a rendered object are (they are literals), and a
+    # lookup of the very same string object skips comparing the characters. The shape is
+    # copied into a dict and tuples: the compiled module then knows their types, and a
+    # lookup or an emptiness test is a direct one, not a generic call. (The shape is
+    # complete when its walker is made and is not changed after.)
+    fields = {sys.intern(k): f for k, f in shape.fields.items()}
+    must = tuple(map(sys.intern, shape.must))
+    required = tuple((epath, tuple(map(sys.intern, names)), mn)
+                     for epath, names, mn in shape.required)
     # the others: a choice, a child needed more than once, or one a profile counts
     counted = tuple((names, mn) for _p, names, mn in required
                     if not (mn == 1 and len(names) == 1))
-    choice_of = shape.choice_of
+    choice_of = {sys.intern(k): epath for k, epath in shape.choice_of.items()}
     choice_keys = frozenset(choice_of)
-    prim_arrays = tuple(shape.prim_arrays)
+    prim_arrays = tuple(map(sys.intern, shape.prim_arrays))
     extras = tuple(shape.extras)
     invariants = tuple(shape.invariants)
     not_object = tuple(shape.not_object)
