@@ -8,6 +8,7 @@ arrays whose nulls must align with ``_name`` — and ``walker`` turns it into th
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,18 +35,24 @@ class Shape:
 
 
 def walker(shape: Shape) -> Check:
-    fields = shape.fields
-    must = shape.must
-    required = shape.required
+    # The names are interned: the keys of a rendered object are (they are literals), and a
+    # lookup of the very same string object skips comparing the characters. The shape is
+    # copied into a dict and tuples: the compiled module then knows their types, and a
+    # lookup or an emptiness test is a direct one, not a generic call. (The shape is
+    # complete when its walker is made and is not changed after.)
+    fields = {sys.intern(k): f for k, f in shape.fields.items()}
+    must = tuple(map(sys.intern, shape.must))
+    required = tuple((epath, tuple(map(sys.intern, names)), mn)
+                     for epath, names, mn in shape.required)
     # the others: a choice, a child needed more than once, or one a profile counts
     counted = tuple((names, mn) for _p, names, mn in required
                     if not (mn == 1 and len(names) == 1))
-    choice_of = shape.choice_of
+    choice_of = {sys.intern(k): epath for k, epath in shape.choice_of.items()}
     choice_keys = frozenset(choice_of)
-    prim_arrays = shape.prim_arrays
-    extras = shape.extras
-    invariants = shape.invariants
-    not_object = shape.not_object
+    prim_arrays = tuple(map(sys.intern, shape.prim_arrays))
+    extras = tuple(shape.extras)
+    invariants = tuple(shape.invariants)
+    not_object = tuple(shape.not_object)
 
     def check(obj, path, ctx):
         if type(obj) is not dict:
@@ -54,7 +61,7 @@ def walker(shape: Shape) -> Check:
             for x in not_object:
                 x(obj, path, ctx)
             return
-        if len(obj) < 2 and (not obj or "id" in obj):
+        if len(obj) < 2 and (len(obj) == 0 or "id" in obj):
             ctx.out.append(issue(ELE_1_TEXT, path, code="invariant", error_code="6005"))
         for key, value in obj.items():
             try:
