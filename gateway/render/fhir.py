@@ -86,6 +86,7 @@ def _day(value: date) -> str:
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9._~/-]*")  # what quote() leaves as it is, and "/"
+_plain = _PLAIN.fullmatch  # bound once (no method looked up and bound for each value)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._~-]")  # what quote(…, safe="") encodes
 _PERCENT = {chr(i): f"%{i:02X}" for i in range(128)}
 _QUOTED: dict[str, str] = {}  # identifier system → quoted (a few dozen: bounded anyway)
@@ -107,7 +108,7 @@ def _if_none_exist(system: str, value: str) -> str:
         if len(_QUOTED) >= 4096:
             _QUOTED.clear()
         quoted = _QUOTED[system] = quote(system, safe="")
-    if _PLAIN.fullmatch(value):
+    if _plain(value):
         v = value.replace("/", "%2F")
     else:
         v = _UNSAFE.sub(_percent, value)
@@ -150,8 +151,8 @@ def _ref(entry: J) -> J:
     return {"reference": entry["fullUrl"]}
 
 
-def _local(org: str, kind: str, code: str, display: str) -> J:
-    return {"coding": [{"system": org_scoped(org, kind), "code": code, "display": display}],
+def _local(system: str, code: str, display: str) -> J:
+    return {"coding": [{"system": system, "code": code, "display": display}],
             "text": display}
 
 
@@ -160,6 +161,24 @@ def _qty(value: Decimal, unit: str | None) -> J:
     if unit:
         q["unit"] = unit
     return q
+
+
+# The systems of the numbers a hospital assigns itself (org_scoped), made once per
+# organisation: org code → kind → system. Strings only, and the inner dicts are only
+# read, so a visit shares its organisation's. Emptied when full.
+_KINDS = ("practitioner", "visit", "department", "condition", "order", "lab-item",
+          "exam-item", "drug", "observation", "lab-result", "fee", "fee-item",
+          "visit-provenance", "submission")
+_ORG_SYSTEMS: dict[str, dict[str, str]] = {}
+
+
+def _org_systems(org: str) -> dict[str, str]:
+    found = _ORG_SYSTEMS.get(org)
+    if found is None:
+        if len(_ORG_SYSTEMS) >= 4096:
+            _ORG_SYSTEMS.clear()
+        found = _ORG_SYSTEMS[org] = {kind: org_scoped(org, kind) for kind in _KINDS}
+    return found
 
 
 class _Visit:
@@ -173,6 +192,7 @@ class _Visit:
         self.env = env
         v = self.v = env.visit
         self.org = v.org.code
+        self.sys = _org_systems(self.org)
         self.visit_no = v.visit_no
         self.when = _ts(v.visit_time)
         self.tr = env.translated
@@ -186,7 +206,7 @@ class _Visit:
         return _entry(res, ORGANIZATION, code)
 
     def practitioner(self) -> J:
-        d, system = self.v.doctor, org_scoped(self.org, "practitioner")
+        d, system = self.v.doctor, self.sys["practitioner"]
         code = d.code
         res = {"resourceType": "Practitioner", "identifier": [_ident(system, code)],
                "name": [{"text": d.name}]}
@@ -225,8 +245,8 @@ class _Visit:
 
     # -- the visit ---------------------------------------------------------------------
     def encounter(self, patient: J, org: J, doctor: J, diagnoses: list[J]) -> J:
-        v, org_code, visit_no = self.v, self.org, self.visit_no
-        system = org_scoped(org_code, "visit")
+        v, visit_no = self.v, self.visit_no
+        system = self.sys["visit"]
         emergency = v.visit_type is VisitType.EMERGENCY
         res: J = {"resourceType": "Encounter"}
         payment = v.payment
@@ -244,7 +264,7 @@ class _Visit:
         res["status"] = "finished"
         res["class"] = {"system": V3_ACT, "code": "EMER" if emergency else "AMB",
                         "display": "emergency" if emergency else "ambulatory"}
-        res["serviceType"] = _local(org_code, "department", department.code, department.name)
+        res["serviceType"] = _local(self.sys["department"], department.code, department.name)
         res["subject"] = _ref(patient)
         res["participant"] = [{"type": [{"coding": [{
             "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
@@ -288,7 +308,7 @@ class _Visit:
         category = {"coding": [{
             "system": "http://terminology.hl7.org/CodeSystem/condition-category",
             "code": "encounter-diagnosis", "display": "Encounter Diagnosis"}]}
-        system = org_scoped(self.org, "condition")
+        system = self.sys["condition"]
         to_icd10 = self.tr.diagnosis_codes
         for d in ordered:
             code, name = d.code, d.name
@@ -309,7 +329,7 @@ class _Visit:
             "system": "http://terminology.hl7.org/CodeSystem/condition-category",
             "code": "problem-list-item"}, {"system": f"{BASE}/CodeSystem/condition-category",
                                            "code": "symptom", "display": "symptom"}]}
-        system = org_scoped(self.org, "condition")
+        system = self.sys["condition"]
         for i, s in enumerate(self.v.symptoms):
             code: J = {"text": s.text}
             sc = s.code
@@ -332,11 +352,11 @@ class _Visit:
         labs, exams = v.labs, v.exams
         if not labs and not exams:
             return out
-        org_code, when = self.org, self.when
-        system = org_scoped(org_code, "order")
-        for kind, orders, cat in (
-            ("lab", labs, ("108252007", "Laboratory procedure")),
-            ("exam", exams, ("103693007", "Diagnostic procedure")),
+        when = self.when
+        system = self.sys["order"]
+        for item_system, orders, cat in (
+            (self.sys["lab-item"], labs, ("108252007", "Laboratory procedure")),
+            (self.sys["exam-item"], exams, ("103693007", "Diagnostic procedure")),
         ):
             for o in orders:
                 order_no = o.order_no
@@ -346,7 +366,7 @@ class _Visit:
                     "status": "active", "intent": "order",
                     "category": [{"coding": [{"system": "http://snomed.info/sct",
                                               "code": cat[0], "display": cat[1]}]}],
-                    "code": _local(org_code, f"{kind}-item", o.code, o.name),
+                    "code": _local(item_system, o.code, o.name),
                     "subject": _ref(patient),
                     "encounter": {"reference": encounter_url},
                     "authoredOn": when,
@@ -360,9 +380,9 @@ class _Visit:
         drugs = self.v.drugs
         if not drugs:
             return out
-        org_code, when = self.org, self.when
-        system = org_scoped(org_code, "order")
-        to_nhsa = self.tr.drug_codes
+        when = self.when
+        system = self.sys["order"]
+        to_nhsa, drug_system = self.tr.drug_codes, self.sys["drug"]
         for d in drugs:
             dose, route, frequency = d.dose, d.route, d.frequency
             order_no, name, strength = d.order_no, d.name, d.strength
@@ -377,7 +397,7 @@ class _Visit:
                 dosage["route"] = {"text": route}
             if dose:
                 dosage["doseAndRate"] = [{"doseQuantity": _qty(dose.value, dose.unit)}]
-            med = _local(org_code, "drug", d.code, name)
+            med = _local(drug_system, d.code, name)
             if order_no in to_nhsa:
                 med["coding"].append({"system": NHSA_LIST, "code": to_nhsa[order_no]})
             if strength:
@@ -411,7 +431,7 @@ class _Visit:
         results = self.v.results
         if not results:
             return out
-        system = org_scoped(self.org, "observation")
+        system = self.sys["observation"]
         for i, r in enumerate(results):
             out.append(self.observation(system, r, i, patient, encounter_url, orders))
         return out
@@ -427,7 +447,7 @@ class _Visit:
             "category": [{"coding": [{
                 "system": "http://terminology.hl7.org/CodeSystem/observation-category",
                 "code": "laboratory", "display": "Laboratory"}]}],
-            "code": _local(self.org, "lab-result", code, r.name),
+            "code": _local(self.sys["lab-result"], code, r.name),
             "subject": _ref(patient),
             "encounter": {"reference": encounter_url},
             "effectiveDateTime": _ts(issued) if issued else self.when,
@@ -461,13 +481,13 @@ class _Visit:
         fees = self.v.fees
         if not fees:
             return out
-        org_code, visit_no, when = self.org, self.visit_no, self.when
-        system = org_scoped(org_code, "fee")
-        to_nhsa = self.tr.fee_codes
+        visit_no, when = self.visit_no, self.when
+        system = self.sys["fee"]
+        to_nhsa, item_system = self.tr.fee_codes, self.sys["fee-item"]
         for f in fees:
             line_no, insurance_class = f.line_no, f.insurance_class
             value = f"{visit_no}/{line_no}"
-            code = _local(org_code, "fee-item", f.item_code, f.name)
+            code = _local(item_system, f.item_code, f.name)
             national = f.national_code or to_nhsa.get(line_no)
             if national:
                 code["coding"].append({"system": NHSA_LIST, "code": national})
@@ -496,10 +516,10 @@ class _Visit:
         return out
 
     def provenance(self, targets: list[J], org: J, recorded: str) -> J:
-        env, org_code = self.env, self.org
-        rid = deterministic_id(org_scoped(org_code, "visit-provenance"), self.visit_no)
+        env = self.env
+        rid = deterministic_id(self.sys["visit-provenance"], self.visit_no)
         entity = [{"role": "source", "what": {"identifier": {
-            "system": org_scoped(org_code, "submission"), "value": env.tracking_id}}}]
+            "system": self.sys["submission"], "value": env.tracking_id}}}]
         res: J = {
             "resourceType": "Provenance",
             "id": rid,
@@ -521,7 +541,7 @@ class _Visit:
 
     def bundle(self) -> J:
         org, doctor, patient = self.organization(), self.practitioner(), self.patient()
-        encounter_url = _keys(org_scoped(self.org, "visit"), self.visit_no)[0]
+        encounter_url = _keys(self.sys["visit"], self.visit_no)[0]
         diagnoses = self.diagnoses(patient, encounter_url)
         encounter = self.encounter(patient, org, doctor, diagnoses)
         orders = self.service_requests(patient, encounter_url, doctor)
@@ -539,7 +559,7 @@ class _Visit:
         entries.append(self.provenance([patient, encounter, *clinical], org, recorded))
         return {
             "resourceType": "Bundle",
-            "identifier": _ident(org_scoped(self.org, "submission"), env.tracking_id),
+            "identifier": _ident(self.sys["submission"], env.tracking_id),
             "type": "transaction",
             "timestamp": recorded,
             "entry": entries,
