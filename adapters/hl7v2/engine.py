@@ -502,6 +502,11 @@ def _seg_path(name: str, n: int) -> str:
     return f"{name}[{n}]" if n > 1 else name
 
 
+def _field_path(name: str, n: int, number: int, r: int = 0) -> str:
+    """Where a value was read: ``PID-3``, ``OBX[2]-5``, ``PID-3[2]`` (a later repetition)."""
+    return f"{_seg_path(name, n)}-{number}" + (f"[{r + 1}]" if r else "")
+
+
 def _read_values(plan: _FieldPlan, rep: str, csep: str, ssep: str, esc: str, enc: Any,
                  charset: str) -> dict[str, Any]:
     """The named components of one repetition (raw, escaped text) that holds a subcomponent
@@ -614,7 +619,7 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                     try:
                         value = raw if conv is None else conv[raw]
                     except functions.MappingProblem as exc:
-                        where = f"{_seg_path(name, n)}-{number}"
+                        where = _field_path(name, n, number)
                         issues.append((where, "102", f"{where}: {exc}"))
                     else:
                         produced = True
@@ -627,8 +632,8 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                                 continue
                             value = mapped
                         if track:
-                            provenance[prefix + set_path(item, fplan.to, value)] = (
-                                f"{_seg_path(name, n)}-{number}")
+                            provenance[prefix + set_path(item, fplan.to, value)] = _field_path(
+                                name, n, number)
                         elif key is None:
                             set_to(item, value)
                         elif parent is None:
@@ -672,10 +677,11 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                                 if ttable is not None:
                                     value = ttable.get(value, value)
                                 if track:
-                                    where = (f"{_seg_path(name, n)}-{number}"
-                                             + (f"[{r + 1}]" if r else ""))
+                                    where = _field_path(name, n, number, r)
                                     provenance[prefix + set_path(item, target, value)] = (
                                         where + suffix)
+                                # the value put in place written out here and below, not
+                                # called: a function per value cost 11 k per message
                                 elif tkey is None:
                                     tset(item, value)
                                 elif tparent is None:
@@ -728,7 +734,7 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                                 if simple:
                                     first = next(iter(values.values()))
                         except functions.MappingProblem as exc:
-                            where = f"{_seg_path(name, n)}-{number}" + (f"[{r + 1}]" if r else "")
+                            where = _field_path(name, n, number, r)
                             issues.append((where, "102", f"{where}: {exc}"))
                             continue
                         if simple:  # a plain move, or a constant
@@ -749,8 +755,7 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                                         if ttable is not None:
                                             value = ttable.get(value, value)
                                         if track:
-                                            where = (f"{_seg_path(name, n)}-{number}"
-                                                     + (f"[{r + 1}]" if r else ""))
+                                            where = _field_path(name, n, number, r)
                                             provenance[prefix + set_path(item, target, value)] = (
                                                 where + suffix)
                                         elif tkey is None:
@@ -767,8 +772,7 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                                 try:
                                     value = use(values, ctx)
                                 except functions.MappingProblem as exc:
-                                    where = (f"{_seg_path(name, n)}-{number}"
-                                             + (f"[{r + 1}]" if r else ""))
+                                    where = _field_path(name, n, number, r)
                                     issues.append((where, "102", f"{where}: {exc}"))
                                     produced = True
                                     continue
@@ -784,7 +788,7 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                                 continue
                             value = mapped
                         if track:
-                            where = f"{_seg_path(name, n)}-{number}" + (f"[{r + 1}]" if r else "")
+                            where = _field_path(name, n, number, r)
                             provenance[prefix + set_path(item, fplan.to, value)] = where
                         elif key is None:
                             set_to(item, value)
@@ -796,7 +800,7 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                     if fplan.set_default is not None:
                         fplan.set_default(item, fplan.default)
                     elif fplan.required:
-                        where = f"{_seg_path(name, n)}-{number}"
+                        where = _field_path(name, n, number)
                         issues.append((where, "101", f"{where} is required and empty"))
         previous = name
         segments.append((name, n, fields, splan.known, extra))  # for unread, when asked
