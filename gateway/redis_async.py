@@ -149,28 +149,16 @@ async def round_trip(ar: Any, commands: list[list[Any]]) -> list[Any]:
     per command. A connection that failed midway is closed, never reused: its replies are
     unknown."""
     pool = ar.connection_pool
-    if type(pool) is not ConnectionPool or not issubclass(pool.connection_class,
-                                                          _HiredisPacking):
-        return await _pooled_round_trip(pool, commands)
-    # taken and checked without awaiting (no other task can take it meanwhile): the pool's
-    # own check waits a loop turn for bytes that are not there
-    conn = pool.get_available_connection()
+    ours = type(pool) is ConnectionPool and issubclass(pool.connection_class, _HiredisPacking)
+    # ours is taken and checked without awaiting (no other task can take it meanwhile): the
+    # pool's own check waits a loop turn for bytes that are not there; any other pool, any
+    # other connection class, goes redis-py's own way
+    conn = pool.get_available_connection() if ours else await pool.get_connection()
     try:
-        if conn.idle_and_clean():
-            return await conn.exchange(conn.pack_all(commands), len(commands))
-        await pool.ensure_connection(conn)  # new, closed by the server, or holding bytes
-        return await _read_in_turn(conn, commands)
-    except BaseException:
-        await conn.disconnect(nowait=True)
-        raise
-    finally:
-        await pool.release(conn)
-
-
-async def _pooled_round_trip(pool: Any, commands: list[list[Any]]) -> list[Any]:
-    """:func:`round_trip` by redis-py's own calls (any pool, any connection class)."""
-    conn = await pool.get_connection()
-    try:
+        if ours:
+            if conn.idle_and_clean():
+                return await conn.exchange(conn.pack_all(commands), len(commands))
+            await pool.ensure_connection(conn)  # new, closed by the server, or holding bytes
         return await _read_in_turn(conn, commands)
     except BaseException:
         await conn.disconnect(nowait=True)
