@@ -84,7 +84,8 @@ def primitive_single(key: str, why: Why, extras: tuple[Check, ...], clean: Clean
 def printable_single(key: str, why: Why, spaces: bool) -> Check:
     """A primitive whose format is a string free of a few ASCII whitespace characters (all
     six, unless ``spaces``: ``primitives.plain``, inlined), where the element adds nothing:
-    such a string is valid, without a call or a set."""
+    such a string is valid, without a call or a set. (The object walker makes the same test
+    itself, ``field.printable`` being ``spaces``, and calls this only for what fails it.)"""
     dotkey = "." + key
 
     def field(value, path, ctx):
@@ -96,6 +97,7 @@ def printable_single(key: str, why: Why, spaces: bool) -> Check:
             _not_single(path + dotkey, ctx)
         else:
             _checked(why, (), value, path + dotkey, ctx, _NEVER)
+    field.printable = spaces
     return field
 
 

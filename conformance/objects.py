@@ -41,6 +41,14 @@ def walker(shape: Shape) -> Check:
     # lookup or an emptiness test is a direct one, not a generic call. (The shape is
     # complete when its walker is made and is not changed after.)
     fields = {sys.intern(k): f for k, f in shape.fields.items()}
+    # A field whose values are valid when they are strings free of a few ASCII whitespace
+    # characters (``fields.printable_single``: most strings, codes and URIs of a rendered
+    # Bundle) is tested here, without a call: ``fields`` holds True (a space is allowed)
+    # or False (none of the six) for it, and ``printable`` its checker, called for a value
+    # that fails the test (it reports what is wrong).
+    printable = {k: f for k, f in fields.items() if getattr(f, "printable", None) is not None}
+    for k, f in printable.items():
+        fields[k] = f.printable
     must = tuple(map(sys.intern, shape.must))
     required = tuple((epath, tuple(map(sys.intern, names)), mn)
                      for epath, names, mn in shape.required)
@@ -70,6 +78,14 @@ def walker(shape: Shape) -> Check:
                 ctx.out.append(issue(f"unrecognised property {key!r}", f"{path}.{key}",
                                      code="structure", error_code="6001"))
                 continue
+            if f is True:  # fields.printable_single's test, inlined
+                if type(value) is str and value and "\x0b" not in value and "\x0c" not in value:
+                    continue
+                f = printable[key]
+            elif f is False:
+                if type(value) is str and value and _no_whitespace(value):
+                    continue
+                f = printable[key]
             f(value, path, ctx)
         # what follows is mostly absent: each part is tested for before its loop
         if must:
@@ -101,6 +117,16 @@ def walker(shape: Shape) -> Check:
                     if ok is not True:
                         decide(ok, obj, path, ctx)
     return check
+
+
+def _no_whitespace(v: str) -> bool:
+    """Is ``v`` free of ASCII whitespace (space, \\t, \\n, \\v, \\f, \\r)? One pass over the
+    characters: compiled (``objects.pxd``), a C loop that costs less than looking for each
+    of the six in turn."""
+    for c in v:
+        if c <= " " and (c == " " or "\t" <= c <= "\r"):
+            return False
+    return True
 
 
 def _required(obj: dict, required: tuple, path: str, ctx: Any) -> None:
