@@ -119,21 +119,24 @@ def _unknown_profile(url: str, where: str) -> Any:
 def _bundle_references(bundle: dict, refs: list, root: str) -> list[dict[str, Any]]:
     # (`in` and `[]` rather than `.get`: a method call costs more from compiled code)
     entries = bundle["entry"] if "entry" in bundle else None
-    by_url: dict[str, Any] = {}
-    for e in entries if type(entries) is list else ():
+    if type(entries) is not list:
+        entries = ()
+    by_url: dict[str, Any] = {}  # fullUrl → its resource's type (the last entry's)
+    for e in entries:
         if type(e) is dict and "fullUrl" in e and "resource" in e:
             url, res = e["fullUrl"], e["resource"]
             if type(url) is str and type(res) is dict:
-                rtype = res["resourceType"] if "resourceType" in res else None
-                by_url[url] = rtype
-                if "id" in res:
-                    rid = res["id"]
-                    if rid and rtype:
-                        by_url.setdefault(f"{rtype}/{rid}", rtype)
+                by_url[url] = res["resourceType"] if "resourceType" in res else None
+    relative = None  # "Type/id" → the type, made for the first reference no fullUrl names
     inside = root + ".entry["
     out = []
     for ref, path, targets in refs:
-        kind = by_url[ref] if ref in by_url else None
+        if ref in by_url:
+            kind = by_url[ref]
+        else:
+            if relative is None:
+                relative = _relative_urls(entries, by_url)
+            kind = relative.get(ref)
         if kind is not None and (kind in targets or "Resource" in targets or not targets):
             continue  # resolves to an entry of an allowed type (the usual case): nothing to say
         if not path.startswith(inside):
@@ -151,6 +154,24 @@ def _bundle_references(bundle: dict, refs: list, root: str) -> list[dict[str, An
                              f"(allowed: {', '.join(targets)})", f"{path}.reference",
                              code="structure", error_code="6002"))
     return out
+
+
+def _relative_urls(entries: Any, by_url: dict[str, Any]) -> dict[str, Any]:
+    """``Type/id`` of each entry's resource → its type, for a reference that names no
+    fullUrl: the first entry's, and none that is some entry's fullUrl (that one is in
+    ``by_url``, which a fullUrl always wins)."""
+    relative: dict[str, Any] = {}
+    for e in entries:
+        if type(e) is dict and "fullUrl" in e and "resource" in e:
+            url, res = e["fullUrl"], e["resource"]
+            if type(url) is str and type(res) is dict and "id" in res:
+                rtype = res["resourceType"] if "resourceType" in res else None
+                rid = res["id"]
+                if rid and rtype:
+                    key = f"{rtype}/{rid}"
+                    if key not in by_url:
+                        relative.setdefault(key, rtype)
+    return relative
 
 
 @lru_cache(maxsize=4)
