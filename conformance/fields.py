@@ -69,6 +69,8 @@ def _array_shape(value: Any, p: str, mx: float, label: str, ctx: Any) -> bool:
 
 
 def primitive_single(key: str, why: Why, extras: tuple[Check, ...], clean: Clean) -> Check:
+    """(The object walker looks a string up in ``field.clean`` itself, and calls this only
+    for a value not found there.)"""
     dotkey = "." + key
 
     def field(value, path, ctx):
@@ -78,6 +80,7 @@ def primitive_single(key: str, why: Why, extras: tuple[Check, ...], clean: Clean
             _not_single(path + dotkey, ctx)
         else:
             _checked(why, extras, value, path + dotkey, ctx, clean)
+    field.clean = clean
     return field
 
 

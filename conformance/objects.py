@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.constraints import MALFORMED, Invariant
+from conformance.memo import Clean
 from gateway.errors import issue
 
 Check = Callable[[Any, str, Any], None]
@@ -41,19 +42,22 @@ def walker(shape: Shape) -> Check:
     # lookup or an emptiness test is a direct one, not a generic call. (The shape is
     # complete when its walker is made and is not changed after.)
     fields = {sys.intern(k): f for k, f in shape.fields.items()}
-    # A field whose values are valid when they are strings free of a few ASCII whitespace
-    # characters (``fields.printable_single``: most strings, codes and URIs of a rendered
-    # Bundle) is tested here, without a call: ``fields`` holds True (a space is allowed)
-    # or False (none of the six) for it, and ``printable`` its checker, called for a value
-    # that fails the test (it reports what is wrong).
-    printable = {k: f for k, f in fields.items() if getattr(f, "printable", None) is not None}
-    for k, f in printable.items():
-        fields[k] = f.printable
+    # The commonest fields are tested here, without a call; ``fields`` holds their test and
+    # ``own`` their checker, called for a value that fails the test (it reports what is
+    # wrong): True or False for a string free of a few ASCII whitespace characters (space
+    # allowed or not: ``fields.printable_single``), a ``Clean`` for a string found clean
+    # there before (``fields.primitive_single``).
+    own = {k: f for k, f in fields.items()
+           if getattr(f, "printable", None) is not None or getattr(f, "clean", None) is not None}
+    for k, f in own.items():
+        fields[k] = f.printable if getattr(f, "printable", None) is not None else f.clean
+    clean_type = Clean
     must = tuple(map(sys.intern, shape.must))
-    required = tuple((epath, tuple(map(sys.intern, names)), mn)
+    # (element path, its JSON names, the same with their `_name` beside, min)
+    required = tuple((epath, tuple(map(sys.intern, names)), _with_extensions(names), mn)
                      for epath, names, mn in shape.required)
     # the others: a choice, a child needed more than once, or one a profile counts
-    counted = tuple((names, mn) for _p, names, mn in required
+    counted = tuple((pairs, mn) for _p, names, pairs, mn in required
                     if not (mn == 1 and len(names) == 1))
     choice_of = {sys.intern(k): epath for k, epath in shape.choice_of.items()}
     choice_keys = frozenset(choice_of)
@@ -81,11 +85,15 @@ def walker(shape: Shape) -> Check:
             if f is True:  # fields.printable_single's test, inlined
                 if type(value) is str and value and "\x0b" not in value and "\x0c" not in value:
                     continue
-                f = printable[key]
+                f = own[key]
             elif f is False:
                 if type(value) is str and value and _no_whitespace(value):
                     continue
-                f = printable[key]
+                f = own[key]
+            elif type(f) is clean_type:  # fields.primitive_single's lookup, inlined
+                if type(value) is str and value in f:
+                    continue
+                f = own[key]
             f(value, path, ctx)
         # what follows is mostly absent: each part is tested for before its loop
         if must:
@@ -108,14 +116,21 @@ def walker(shape: Shape) -> Check:
             for x in extras:
                 x(obj, path, ctx)
         if invariants:
+            last = None  # the guard looked up last (dom-2 to dom-5 share one: looked up once)
+            has = False
             for guard, test, decide, _any in invariants:
-                if guard is None or guard in obj:
-                    try:
-                        ok = test(obj, ctx)
-                    except MALFORMED:
-                        ok = None
-                    if ok is not True:
-                        decide(ok, obj, path, ctx)
+                if guard is not None:
+                    if guard is not last:
+                        last = guard
+                        has = guard in obj
+                    if not has:
+                        continue
+                try:
+                    ok = test(obj, ctx)
+                except MALFORMED:
+                    ok = None
+                if ok is not True:
+                    decide(ok, obj, path, ctx)
     return check
 
 
@@ -132,10 +147,10 @@ def _no_whitespace(v: str) -> bool:
 def _required(obj: dict, required: tuple, path: str, ctx: Any) -> None:
     """Minimum cardinality, in the order of the definition (a required child may be absent
     under its own name and present only as `_name`, or be a choice)."""
-    for epath, names, mn in required:
+    for epath, names, pairs, mn in required:
         if mn == 1 and len(names) == 1 and names[0] in obj:
             continue  # present (whatever its value: the field's checks judge that)
-        n = _count(obj, names)
+        n = _count(obj, pairs)
         if n < mn:
             ctx.out.append(issue(f"{epath}: minimum required = {mn}, but only found {n}",
                                  path, code="required", error_code="6001"))
@@ -143,19 +158,25 @@ def _required(obj: dict, required: tuple, path: str, ctx: Any) -> None:
 
 def _short(obj: dict, counted: tuple) -> bool:
     """Is one of these required children there fewer times than it must be?"""
-    for names, mn in counted:
-        if _count(obj, names) < mn:
+    for pairs, mn in counted:
+        if _count(obj, pairs) < mn:
             return True
     return False
 
 
-def _count(obj: dict, names: tuple[str, ...]) -> int:
+def _with_extensions(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Each JSON name with its ``_name`` (made once, not per object counted)."""
+    return tuple((sys.intern(k), sys.intern("_" + k)) for k in names)
+
+
+def _count(obj: dict, pairs: tuple[tuple[str, str], ...]) -> int:
+    """How many values a required child has (``pairs``: its names, ``_with_extensions``)."""
     n = 0
-    for k in names:
+    for k, under in pairs:
         if k in obj:
             v = obj[k]
             n += len(v) if type(v) is list else 1
-        elif "_" + k in obj:
+        elif under in obj:
             n += 1
     return n
 
