@@ -73,65 +73,75 @@ def walker(shape: Shape) -> Check:
             for x in not_object:
                 x(obj, path, ctx)
             return
-        if len(obj) < 2 and (len(obj) == 0 or "id" in obj):
-            ctx.out.append(issue(ELE_1_TEXT, path, code="invariant", error_code="6005"))
-        for key, value in obj.items():
-            try:
-                f = fields[key]
-            except KeyError:
-                ctx.out.append(issue(f"unrecognised property {key!r}", f"{path}.{key}",
-                                     code="structure", error_code="6001"))
-                continue
-            if f is True:  # fields.printable_single's test, inlined
-                if type(value) is str and value and "\x0b" not in value and "\x0c" not in value:
-                    continue
-                f = own[key]
-            elif f is False:
-                if type(value) is str and value and _no_whitespace(value):
-                    continue
-                f = own[key]
-            elif type(f) is clean_type:  # fields.primitive_single's lookup, inlined
-                if type(value) is str and value in f:
-                    continue
-                f = own[key]
-            f(value, path, ctx)
-        # what follows is mostly absent: each part is tested for before its loop
-        if must:
-            for key in must:
-                if key not in obj:
-                    _required(obj, required, path, ctx)
-                    break
-            else:
-                if counted and _short(obj, counted):
-                    _required(obj, required, path, ctx)
-        elif counted and _short(obj, counted):
-            _required(obj, required, path, ctx)
-        if choice_keys and len(obj) > 1 and len(present := choice_keys & obj.keys()) > 1:
-            _one_choice(present, choice_of, path, ctx)
-        if prim_arrays:
-            for k in prim_arrays:
-                if k in obj and type(v := obj[k]) is list and None in v:
-                    _nulls_aligned(obj, k, path, ctx)
-        if extras:
-            for x in extras:
-                x(obj, path, ctx)
-        if invariants:
-            last = None  # the guard looked up last (dom-2 to dom-5 share one: looked up once)
-            has = False
-            for guard, test, decide, _any in invariants:
-                if guard is not None:
-                    if guard is not last:
-                        last = guard
-                        has = guard in obj
-                    if not has:
-                        continue
-                try:
-                    ok = test(obj, ctx)
-                except MALFORMED:
-                    ok = None
-                if ok is not True:
-                    decide(ok, obj, path, ctx)
+        _walk(obj, path, ctx, fields, own, clean_type, must, required, counted, choice_of,
+              choice_keys, prim_arrays, extras, invariants)
     return check
+
+
+def _walk(obj: dict, path: str, ctx: Any, fields: dict, own: dict, clean_type: type,
+          must: tuple, required: tuple, counted: tuple, choice_of: dict,
+          choice_keys: frozenset, prim_arrays: tuple, extras: tuple,
+          invariants: tuple) -> None:
+    """The walker's check of a JSON object (``walker`` holds the shape). A module function,
+    not the closure itself: ``objects.pxd`` types its arguments, so the compiled loop reads
+    the object and the shape with direct dict and tuple calls."""
+    if len(obj) < 2 and (len(obj) == 0 or "id" in obj):
+        ctx.out.append(issue(ELE_1_TEXT, path, code="invariant", error_code="6005"))
+    for key, value in obj.items():
+        f = fields.get(key)
+        if f is None:
+            ctx.out.append(issue(f"unrecognised property {key!r}", f"{path}.{key}",
+                                 code="structure", error_code="6001"))
+            continue
+        if f is True:  # fields.printable_single's test, inlined
+            if type(value) is str and value and "\x0b" not in value and "\x0c" not in value:
+                continue
+            f = own[key]
+        elif f is False:
+            if type(value) is str and value and _no_whitespace(value):
+                continue
+            f = own[key]
+        elif type(f) is clean_type:  # fields.primitive_single's lookup, inlined
+            if type(value) is str and value in f:
+                continue
+            f = own[key]
+        f(value, path, ctx)
+    # what follows is mostly absent: each part is tested for before its loop
+    if must:
+        for key in must:
+            if key not in obj:
+                _required(obj, required, path, ctx)
+                break
+        else:
+            if counted and _short(obj, counted):
+                _required(obj, required, path, ctx)
+    elif counted and _short(obj, counted):
+        _required(obj, required, path, ctx)
+    if choice_keys and len(obj) > 1 and len(present := choice_keys & obj.keys()) > 1:
+        _one_choice(present, choice_of, path, ctx)
+    if prim_arrays:
+        for k in prim_arrays:
+            if k in obj and type(v := obj[k]) is list and None in v:
+                _nulls_aligned(obj, k, path, ctx)
+    if extras:
+        for x in extras:
+            x(obj, path, ctx)
+    if invariants:
+        last = None  # the guard looked up last (dom-2 to dom-5 share one: looked up once)
+        has = False
+        for guard, test, decide, _any in invariants:
+            if guard is not None:
+                if guard is not last:
+                    last = guard
+                    has = guard in obj
+                if not has:
+                    continue
+            try:
+                ok = test(obj, ctx)
+            except MALFORMED:
+                ok = None
+            if ok is not True:
+                decide(ok, obj, path, ctx)
 
 
 def _no_whitespace(v: str) -> bool:
