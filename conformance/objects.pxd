@@ -1,9 +1,15 @@
 # Compiled declarations of objects.py (pure-Python mode: the source stays plain Python).
 cimport cython
 
+cdef class _Table:
+    cdef dict fields, own, choice_of
+    cdef tuple must, required, counted, prim_arrays, extras, invariants
+    cdef frozenset choice_keys
+
+@cython.locals(fields=dict, own=dict)
+cdef _walk(dict obj, path, ctx, _Table table)
+
 @cython.locals(c=cython.Py_UCS4)
 cdef bint _no_whitespace(unicode v)
 
-cdef _walk(dict obj, path, ctx, dict fields, dict own, clean_type, tuple must,
-           tuple required, tuple counted, dict choice_of, frozenset choice_keys,
-           tuple prim_arrays, tuple extras, tuple invariants)
+cdef bint _no_vt_ff(unicode v)

@@ -51,7 +51,6 @@ def walker(shape: Shape) -> Check:
            if getattr(f, "printable", None) is not None or getattr(f, "clean", None) is not None}
     for k, f in own.items():
         fields[k] = f.printable if getattr(f, "printable", None) is not None else f.clean
-    clean_type = Clean
     must = tuple(map(sys.intern, shape.must))
     # (element path, its JSON names, the same with their `_name` beside, min)
     required = tuple((epath, tuple(map(sys.intern, names)), _with_extensions(names), mn)
@@ -60,11 +59,15 @@ def walker(shape: Shape) -> Check:
     counted = tuple((pairs, mn) for _p, names, pairs, mn in required
                     if not (mn == 1 and len(names) == 1))
     choice_of = {sys.intern(k): epath for k, epath in shape.choice_of.items()}
-    choice_keys = frozenset(choice_of)
     prim_arrays = tuple(map(sys.intern, shape.prim_arrays))
     extras = tuple(shape.extras)
-    invariants = tuple(shape.invariants)
+    # (guard, test, decide): plain tuples, which the compiled loop unpacks directly (an
+    # Invariant, a NamedTuple, it would unpack through an iterator)
+    invariants = tuple((guard, test, decide) for guard, test, decide, _any in shape.invariants)
     not_object = tuple(shape.not_object)
+
+    table = _Table(fields, own, must, required, counted, choice_of, prim_arrays, extras,
+                   invariants)
 
     def check(obj, path, ctx):
         if type(obj) is not dict:
@@ -73,18 +76,33 @@ def walker(shape: Shape) -> Check:
             for x in not_object:
                 x(obj, path, ctx)
             return
-        _walk(obj, path, ctx, fields, own, clean_type, must, required, counted, choice_of,
-              choice_keys, prim_arrays, extras, invariants)
+        _walk(obj, path, ctx, table)
     return check
 
 
-def _walk(obj: dict, path: str, ctx: Any, fields: dict, own: dict, clean_type: type,
-          must: tuple, required: tuple, counted: tuple, choice_of: dict,
-          choice_keys: frozenset, prim_arrays: tuple, extras: tuple,
-          invariants: tuple) -> None:
-    """The walker's check of a JSON object (``walker`` holds the shape). A module function,
-    not the closure itself: ``objects.pxd`` types its arguments, so the compiled loop reads
-    the object and the shape with direct dict and tuple calls."""
+class _Table:
+    """A shape as the compiled walk reads it (``objects.pxd`` makes this an extension type
+    with typed attributes: reading one is a field access)."""
+
+    def __init__(self, fields: dict, own: dict, must: tuple, required: tuple, counted: tuple,
+                 choice_of: dict, prim_arrays: tuple, extras: tuple, invariants: tuple):
+        self.fields = fields
+        self.own = own
+        self.must = must
+        self.required = required
+        self.counted = counted
+        self.choice_of = choice_of
+        self.choice_keys = frozenset(choice_of)
+        self.prim_arrays = prim_arrays
+        self.extras = extras
+        self.invariants = invariants
+
+
+def _walk(obj: dict, path: str, ctx: Any, table: _Table) -> None:
+    """The walker's check of a JSON object. A module function, not the closure itself:
+    ``objects.pxd`` types its arguments, so the compiled loop reads the object and the
+    shape with direct dict and tuple calls."""
+    fields, own = table.fields, table.own
     if len(obj) < 2 and (len(obj) == 0 or "id" in obj):
         ctx.out.append(issue(ELE_1_TEXT, path, code="invariant", error_code="6005"))
     for key, value in obj.items():
@@ -94,42 +112,43 @@ def _walk(obj: dict, path: str, ctx: Any, fields: dict, own: dict, clean_type: t
                                  code="structure", error_code="6001"))
             continue
         if f is True:  # fields.printable_single's test, inlined
-            if type(value) is str and value and "\x0b" not in value and "\x0c" not in value:
+            if type(value) is str and value and _no_vt_ff(value):
                 continue
             f = own[key]
         elif f is False:
             if type(value) is str and value and _no_whitespace(value):
                 continue
             f = own[key]
-        elif type(f) is clean_type:  # fields.primitive_single's lookup, inlined
+        elif type(f) is Clean:  # fields.primitive_single's lookup, inlined
             if type(value) is str and value in f:
                 continue
             f = own[key]
         f(value, path, ctx)
     # what follows is mostly absent: each part is tested for before its loop
-    if must:
-        for key in must:
+    if table.must:
+        for key in table.must:
             if key not in obj:
-                _required(obj, required, path, ctx)
+                _required(obj, table.required, path, ctx)
                 break
         else:
-            if counted and _short(obj, counted):
-                _required(obj, required, path, ctx)
-    elif counted and _short(obj, counted):
-        _required(obj, required, path, ctx)
+            if table.counted and _short(obj, table.counted):
+                _required(obj, table.required, path, ctx)
+    elif table.counted and _short(obj, table.counted):
+        _required(obj, table.required, path, ctx)
+    choice_keys = table.choice_keys
     if choice_keys and len(obj) > 1 and len(present := choice_keys & obj.keys()) > 1:
-        _one_choice(present, choice_of, path, ctx)
-    if prim_arrays:
-        for k in prim_arrays:
+        _one_choice(present, table.choice_of, path, ctx)
+    if table.prim_arrays:
+        for k in table.prim_arrays:
             if k in obj and type(v := obj[k]) is list and None in v:
                 _nulls_aligned(obj, k, path, ctx)
-    if extras:
-        for x in extras:
+    if table.extras:
+        for x in table.extras:
             x(obj, path, ctx)
-    if invariants:
+    if table.invariants:
         last = None  # the guard looked up last (dom-2 to dom-5 share one: looked up once)
         has = False
-        for guard, test, decide, _any in invariants:
+        for guard, test, decide in table.invariants:
             if guard is not None:
                 if guard is not last:
                     last = guard
@@ -142,6 +161,11 @@ def _walk(obj: dict, path: str, ctx: Any, fields: dict, own: dict, clean_type: t
                 ok = None
             if ok is not True:
                 decide(ok, obj, path, ctx)
+
+
+def _no_vt_ff(v: str) -> bool:
+    """Is ``v`` free of \\v and \\f? (Two searches: compiled with ``v`` typed, direct ones.)"""
+    return "\x0b" not in v and "\x0c" not in v
 
 
 def _no_whitespace(v: str) -> bool:
