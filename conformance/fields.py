@@ -136,7 +136,9 @@ def primitive_array(key: str, why: Why, extras: tuple[Check, ...], clean: Clean,
 
 
 def complex_single(key: str, item: Check, targets: tuple[str, ...] | None) -> Check:
-    """``targets``: a Reference, recorded for the Bundle's reference checks."""
+    """``targets``: a Reference, recorded for the Bundle's reference checks. (The object
+    walker does the same itself for a value that is not an array, ``field.single`` being
+    ``(dotkey, item, targets)``.)"""
     dotkey = "." + key
 
     def field(value, path, ctx):
@@ -149,6 +151,7 @@ def complex_single(key: str, item: Check, targets: tuple[str, ...] | None) -> Ch
             ref = value["reference"]
             if type(ref) is str:
                 ctx.refs.append((ref, p, targets))
+    field.single = (dotkey, item, targets)
     return field
 
 

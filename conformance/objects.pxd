@@ -13,3 +13,9 @@ cdef _walk(dict obj, path, ctx, _Table table)
 cdef bint _no_whitespace(unicode v)
 
 cdef bint _no_vt_ff(unicode v)
+
+cdef class _Single:
+    cdef str dotkey
+    cdef object item, targets
+
+cdef _single(_Single single, value, path, ctx)

@@ -47,10 +47,17 @@ def walker(shape: Shape) -> Check:
     # wrong): True or False for a string free of a few ASCII whitespace characters (space
     # allowed or not: ``fields.printable_single``), a ``Clean`` for a string found clean
     # there before (``fields.primitive_single``).
-    own = {k: f for k, f in fields.items()
-           if getattr(f, "printable", None) is not None or getattr(f, "clean", None) is not None}
+    # A ``_Single`` for a complex value (``fields.complex_single``): its item's check called
+    # from here.
+    own = {k: f for k, f in fields.items() if getattr(f, "printable", None) is not None
+           or getattr(f, "clean", None) is not None or getattr(f, "single", None) is not None}
     for k, f in own.items():
-        fields[k] = f.printable if getattr(f, "printable", None) is not None else f.clean
+        if getattr(f, "printable", None) is not None:
+            fields[k] = f.printable
+        elif getattr(f, "clean", None) is not None:
+            fields[k] = f.clean
+        else:
+            fields[k] = _Single(*f.single)
     must = tuple(map(sys.intern, shape.must))
     # (element path, its JSON names, the same with their `_name` beside, min)
     required = tuple((epath, tuple(map(sys.intern, names)), _with_extensions(names), mn)
@@ -98,6 +105,25 @@ class _Table:
         self.invariants = invariants
 
 
+class _Single:
+    """What ``fields.complex_single`` checks a value with (typed: ``objects.pxd``)."""
+
+    def __init__(self, dotkey: str, item: Check, targets: tuple[str, ...] | None):
+        self.dotkey = dotkey
+        self.item = item
+        self.targets = targets
+
+
+def _single(single: _Single, value: Any, path: str, ctx: Any) -> None:
+    """``fields.complex_single``'s check of a value that is not an array."""
+    p = path + single.dotkey
+    single.item(value, p, ctx)
+    if single.targets is not None and type(value) is dict and "reference" in value:
+        ref = value["reference"]
+        if type(ref) is str:
+            ctx.refs.append((ref, p, single.targets))
+
+
 def _walk(obj: dict, path: str, ctx: Any, table: _Table) -> None:
     """The walker's check of a JSON object. A module function, not the closure itself:
     ``objects.pxd`` types its arguments, so the compiled loop reads the object and the
@@ -121,6 +147,11 @@ def _walk(obj: dict, path: str, ctx: Any, table: _Table) -> None:
             f = own[key]
         elif type(f) is Clean:  # fields.primitive_single's lookup, inlined
             if type(value) is str and value in f:
+                continue
+            f = own[key]
+        elif type(f) is _Single:  # fields.complex_single, inlined
+            if type(value) is not list:
+                _single(f, value, path, ctx)
                 continue
             f = own[key]
         f(value, path, ctx)
