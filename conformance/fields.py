@@ -157,7 +157,9 @@ def complex_single(key: str, item: Check, targets: tuple[str, ...] | None) -> Ch
 
 def complex_array(key: str, item: Check, targets: tuple[str, ...] | None, mx: float,
                   label: str, skip_none: bool = False) -> Check:
-    """``skip_none``: a primitive element a profile gave children to (a null beside `_key`)."""
+    """``skip_none``: a primitive element a profile gave children to (a null beside `_key`).
+    (The object walker does the same itself for an array of at most ``mx`` items,
+    ``field.array`` being ``(dotkey, item, targets, mx, skip_none)``.)"""
     dotkey = "." + key
 
     def field(value, path, ctx):
@@ -174,6 +176,7 @@ def complex_array(key: str, item: Check, targets: tuple[str, ...] | None, mx: fl
                 ref = v["reference"]
                 if type(ref) is str:
                     ctx.refs.append((ref, pi, targets))
+    field.array = (dotkey, item, targets, mx, skip_none)
     return field
 
 

@@ -19,3 +19,11 @@ cdef class _Single:
     cdef object item, targets
 
 cdef _single(_Single single, value, path, ctx)
+
+cdef class _Array:
+    cdef str dotkey
+    cdef object item, targets
+    cdef double mx
+    cdef bint skip_none
+
+cdef _array(_Array array, list values, path, ctx)

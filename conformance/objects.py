@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.constraints import MALFORMED, Invariant
+from conformance.fields import steps
 from conformance.memo import Clean
 from gateway.errors import issue
 
@@ -49,15 +50,18 @@ def walker(shape: Shape) -> Check:
     # there before (``fields.primitive_single``).
     # A ``_Single`` for a complex value (``fields.complex_single``): its item's check called
     # from here.
-    own = {k: f for k, f in fields.items() if getattr(f, "printable", None) is not None
-           or getattr(f, "clean", None) is not None or getattr(f, "single", None) is not None}
+    # An ``_Array`` for an array of complex values (``fields.complex_array``) likewise.
+    own = {k: f for k, f in fields.items() if any(
+        getattr(f, a, None) is not None for a in ("printable", "clean", "single", "array"))}
     for k, f in own.items():
         if getattr(f, "printable", None) is not None:
             fields[k] = f.printable
         elif getattr(f, "clean", None) is not None:
             fields[k] = f.clean
-        else:
+        elif getattr(f, "single", None) is not None:
             fields[k] = _Single(*f.single)
+        else:
+            fields[k] = _Array(*f.array)
     must = tuple(map(sys.intern, shape.must))
     # (element path, its JSON names, the same with their `_name` beside, min)
     required = tuple((epath, tuple(map(sys.intern, names)), _with_extensions(names), mn)
@@ -124,6 +128,37 @@ def _single(single: _Single, value: Any, path: str, ctx: Any) -> None:
             ctx.refs.append((ref, p, single.targets))
 
 
+class _Array:
+    """What ``fields.complex_array`` checks an array's items with (typed: ``objects.pxd``)."""
+
+    def __init__(self, dotkey: str, item: Check, targets: tuple[str, ...] | None, mx: float,
+                 skip_none: bool):
+        self.dotkey = dotkey
+        self.item = item
+        self.targets = targets
+        self.mx = mx
+        self.skip_none = skip_none
+
+
+def _array(array: _Array, values: list, path: str, ctx: Any) -> bool:
+    """``fields.complex_array``'s check of a non-empty array; False (nothing done) for one
+    of more than ``mx`` items (the field reports that)."""
+    if len(values) > array.mx:
+        return False
+    p = path + array.dotkey
+    item, targets = array.item, array.targets
+    for step, v in zip(steps(len(values)), values):
+        if v is None and array.skip_none:
+            continue
+        pi = p + step
+        item(v, pi, ctx)
+        if targets is not None and type(v) is dict and "reference" in v:
+            ref = v["reference"]
+            if type(ref) is str:
+                ctx.refs.append((ref, pi, targets))
+    return True
+
+
 def _walk(obj: dict, path: str, ctx: Any, table: _Table) -> None:
     """The walker's check of a JSON object. A module function, not the closure itself:
     ``objects.pxd`` types its arguments, so the compiled loop reads the object and the
@@ -152,6 +187,10 @@ def _walk(obj: dict, path: str, ctx: Any, table: _Table) -> None:
         elif type(f) is _Single:  # fields.complex_single, inlined
             if type(value) is not list:
                 _single(f, value, path, ctx)
+                continue
+            f = own[key]
+        elif type(f) is _Array:  # fields.complex_array, inlined
+            if type(value) is list and value and _array(f, value, path, ctx):
                 continue
             f = own[key]
         f(value, path, ctx)
