@@ -197,9 +197,10 @@ _TS_LENGTHS = frozenset((12, 14, 17, 19))
 
 def _ts_quick(text: str) -> str | None:
     """``_ts`` of an ASCII text in one of the usual forms, written out without the regular
-    expression, the time zone and ``isoformat`` (a third of the instructions): the digits as
-    they are, once ``datetime`` has checked them. None for anything else, which ``_ts``
-    reads the long way (a time that is not valid, say, to report it as it does)."""
+    expression, ``datetime`` and ``isoformat`` (a fraction of the instructions): the digits
+    as they are, once checked as ``datetime`` would check them. None for anything else,
+    which ``_ts`` reads the long way (a time that is not valid, say, to report it as it
+    does)."""
     size = len(text)
     if size > 14:
         stamp, off = text[:size - 5], text[size - 5:]
@@ -209,15 +210,39 @@ def _ts_quick(text: str) -> str | None:
         stamp, off = text, ""
     if not stamp.isdigit():
         return None
-    tz, suffix = _offset(off) if off else _DEFAULT_SUFFIX
-    y, mo, d, h, mi = stamp[:4], stamp[4:6], stamp[6:8], stamp[8:10], stamp[10:12]
+    # the offset first: one out of range raises ValueError here, as it always has
+    suffix = _offset(off)[1] if off else _DEFAULT_SUFFIX[1]
+    day = _day(stamp[:8])
+    if day is None:
+        return None
+    # the rest is two ASCII digits each (the text is ASCII, the stamp all digits), which
+    # compare as their numbers do: what datetime() accepts for hour, minute and second
+    h, mi = stamp[8:10], stamp[10:12]
     s = stamp[12:14] or "00"
-    try:
-        datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=tz)
-    except ValueError:
+    if h > "23" or mi > "59" or s > "59":
         return None
     # what isoformat writes: the fields zero-padded to the widths they already have
-    return f"{y}-{mo}-{d}T{h}:{mi}:{s}{suffix}"
+    return f"{day}{h}:{mi}:{s}{suffix}"
+
+
+_DAYS: dict[str, str] = {}
+
+
+def _day(digits: str) -> str | None:
+    """"YYYY-MM-DDT" for eight ASCII digits that make a valid date (as ``date`` checks
+    them), None for any other; a message's times share a few days, each remembered (at
+    most 4096, then forgotten all at once)."""
+    found = _DAYS.get(digits)
+    if found is None:
+        try:
+            date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
+        except ValueError:
+            return None
+        found = f"{digits[:4]}-{digits[4:6]}-{digits[6:8]}T"
+        if len(_DAYS) >= 4096:
+            _DAYS.clear()
+        _DAYS[digits] = found
+    return found
 
 
 _OFFSETS: dict[str, tuple[timezone, str]] = {}
