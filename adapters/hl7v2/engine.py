@@ -338,11 +338,12 @@ class _FieldPlan:
     """One field rule, ready to run: what it reads, where it writes, what it calls.
 
     ``step`` is what ``_run`` needs of it for every segment, in one tuple (unpacked at once:
-    cheaper than reading a dozen attributes for every field of every message)."""
+    cheaper than reading a dozen attributes for every field of every message); ``slow``
+    what it needs besides for a field that is more than a plain move, the same way."""
 
     __slots__ = ("constant", "default", "fast", "first_only", "map", "number", "origin",
                  "reads", "repeat", "required", "rule", "set_default", "set_to", "simple",
-                 "step", "straight", "targets", "to", "use", "when")
+                 "slow", "step", "straight", "targets", "to", "use", "when")
 
     def __init__(self, rule: FieldRule, required: bool, ruleset: RuleSet) -> None:
         comps = datatypes()[rule.type]
@@ -407,6 +408,8 @@ class _FieldPlan:
             assert [r[0] for r in self.reads] == [t[0] for t in self.targets]
             self.straight = tuple((ci, si, conv, *target[1:])
                                   for (_n, ci, si, conv), target in zip(self.reads, self.targets))
+        self.slow = (self.simple, self.use, self.when, self.straight, self.reads,
+                     self.first_only, self.origin, self.targets, self.repeat)
         self.step = (self, self.number, self.fast, self.origin[0][1] if self.fast else None,
                      self.constant, self.map, parent, key, self.set_to)
 
@@ -630,7 +633,8 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
             header = seg._header
             # a segment without repetition, subcomponent or escape characters anywhere
             # (most of them): a field of it only needs looking at for components
-            plain = not (rsep in seg._line or ssep in seg._line or esc in seg._line)
+            line = seg._line
+            plain = not (rsep in line or ssep in line or esc in line)
             read = None  # ctx["read"] for the named functions, made once per segment
             for fplan, number, fast, conv, constant, table, parent, key, set_to in splan.steps:
                 raw = fields[number] if number < nfields else ""
@@ -666,19 +670,17 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                         else:
                             item.setdefault(parent, {})[key] = value
                 else:
+                    (simple, use, when, straight, reads, first_only, origin, targets,
+                     repeat) = fplan.slow
                     if header and number <= 2:  # MSH-1 / MSH-2: never split
                         reps: Any = seg.field(number)
                         nested = True
                     else:
                         nested = False
                         if not plain and rsep in raw:
-                            reps = raw.split(rsep) if fplan.repeat else (raw.split(rsep, 1)[0],)
+                            reps = raw.split(rsep) if repeat else (raw.split(rsep, 1)[0],)
                         else:
                             reps = (raw,)
-                    simple = fplan.simple
-                    use = fplan.use
-                    when = fplan.when
-                    straight = fplan.straight
                     ctx: dict[str, Any] | None = None
                     r = -1
                     for rep in reps:
@@ -729,20 +731,19 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                                     comps = rep.split(csep)
                                     ncomps = len(comps)
                                     values = {}
-                                    for cname, ci, si, cconv in fplan.reads:
+                                    for cname, ci, si, cconv in reads:
                                         if si or ci >= ncomps:
                                             continue
                                         text = comps[ci]
                                         if text:
                                             values[cname] = text if cconv is None else cconv[text]
-                                            if fplan.first_only:
+                                            if first_only:
                                                 break
                                     if not values:
                                         continue
                                     if simple:
                                         first = next(iter(values.values()))
                                 else:  # the whole repetition is component 1, subcomponent 1
-                                    origin = fplan.origin
                                     if not origin:
                                         continue
                                     if fast:
@@ -772,9 +773,9 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                                 ctx = {"read": read, "item": item, "sender_org": sender_org}
                             if when is not None and not when(values, ctx):
                                 continue
-                            if fplan.targets is not None:  # components → their own paths
+                            if targets is not None:  # components → their own paths
                                 for (cname, tparent, tkey, tset, ttable, target,
-                                     suffix) in fplan.targets:
+                                     suffix) in targets:
                                     if cname in values:
                                         value = values[cname]
                                         if ttable is not None:
