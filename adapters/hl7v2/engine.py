@@ -459,7 +459,7 @@ def _named(functions_: dict[str, Any], name: str) -> Any:
 
 
 class _SegmentPlan:
-    __slots__ = ("fields", "inherit", "into", "joins", "known", "list_name", "steps")
+    __slots__ = ("fields", "inherit", "into", "joins", "known", "list_name", "run", "steps")
 
     def __init__(self, srule: SegmentRule | None, fields: tuple[_FieldPlan, ...],
                  protocol: frozenset[int]) -> None:
@@ -472,6 +472,9 @@ class _SegmentPlan:
         # field numbers never reported as unread: 0 (the segment id), protocol fields and
         # every field a rule reads (read whether or not it holds anything)
         self.known = frozenset({0, *protocol, *(f.number for f in fields)})
+        # what _run reads of it for every segment, in one tuple (unpacked at once)
+        self.run = (self.into, self.list_name, self.joins, self.inherit, self.steps,
+                    self.known)
 
 
 class _MessagePlan:
@@ -608,13 +611,13 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
         extra: set[int] | None = None  # fields a named function read besides its own
         if splan is None:
             splan = plan.unmapped(name)
+            known = splan.known
         else:
             item = data
             prefix = ""
-            if splan.into:  # each segment is (or continues) an item of a list
-                lname = splan.list_name
+            into, lname, joins, inherit, steps, known = splan.run
+            if into:  # each segment is (or continues) an item of a list
                 items = data.setdefault(lname, [])
-                joins = splan.joins
                 if not (joins is not None and items and (joins == "any" or joins == previous)):
                     items.append({})
                     if track:
@@ -624,7 +627,7 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                     members.setdefault(f"{lname}[{index}]", []).append(_seg_path(name, n))
                     prefix = f"{lname}[{index}]."
                 item = items[-1]
-                for key, source in splan.inherit:
+                for key, source in inherit:
                     if source in current:
                         inherited = data[source][current[source]].get(key)
                         if inherited is not None:
@@ -636,7 +639,7 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
             line = seg._line
             plain = not (rsep in line or ssep in line or esc in line)
             read = None  # ctx["read"] for the named functions, made once per segment
-            for fplan, number, fast, conv, constant, table, parent, key, set_to in splan.steps:
+            for fplan, number, fast, conv, constant, table, parent, key, set_to in steps:
                 raw = fields[number] if number < nfields else ""
                 produced = False
                 if not raw:
@@ -829,7 +832,7 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                         where = _field_path(name, n, number)
                         issues.append((where, "101", f"{where} is required and empty"))
         previous = name
-        segments.append((name, n, fields, splan.known, extra))  # for unread, when asked
+        segments.append((name, n, fields, known, extra))  # for unread, when asked
     for required in plan.required_segments:
         if required not in counts:
             issues.append((required, "100", f"required segment {required} is missing"))
