@@ -197,9 +197,10 @@ _TS_LENGTHS = frozenset((12, 14, 17, 19))
 
 def _ts_quick(text: str) -> str | None:
     """``_ts`` of an ASCII text in one of the usual forms, written out without the regular
-    expression, the time zone and ``isoformat`` (a third of the instructions): the digits as
-    they are, once ``datetime`` has checked them. None for anything else, which ``_ts``
-    reads the long way (a time that is not valid, say, to report it as it does)."""
+    expression, ``datetime`` and ``isoformat`` (a fraction of the instructions): the digits
+    as they are, once checked as ``datetime`` would check them. None for anything else,
+    which ``_ts`` reads the long way (a time that is not valid, say, to report it as it
+    does)."""
     size = len(text)
     if size > 14:
         stamp, off = text[:size - 5], text[size - 5:]
@@ -209,15 +210,39 @@ def _ts_quick(text: str) -> str | None:
         stamp, off = text, ""
     if not stamp.isdigit():
         return None
-    tz, suffix = _offset(off) if off else _DEFAULT_SUFFIX
-    y, mo, d, h, mi = stamp[:4], stamp[4:6], stamp[6:8], stamp[8:10], stamp[10:12]
+    # the offset first: one out of range raises ValueError here, as it always has
+    suffix = _offset(off)[1] if off else _DEFAULT_SUFFIX[1]
+    day = _day(stamp[:8])
+    if day is None:
+        return None
+    # the rest is two ASCII digits each (the text is ASCII, the stamp all digits), which
+    # compare as their numbers do: what datetime() accepts for hour, minute and second
+    h, mi = stamp[8:10], stamp[10:12]
     s = stamp[12:14] or "00"
-    try:
-        datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=tz)
-    except ValueError:
+    if h > "23" or mi > "59" or s > "59":
         return None
     # what isoformat writes: the fields zero-padded to the widths they already have
-    return f"{y}-{mo}-{d}T{h}:{mi}:{s}{suffix}"
+    return f"{day}{h}:{mi}:{s}{suffix}"
+
+
+_DAYS: dict[str, str] = {}
+
+
+def _day(digits: str) -> str | None:
+    """"YYYY-MM-DDT" for eight ASCII digits that make a valid date (as ``date`` checks
+    them), None for any other; a message's times share a few days, each remembered (at
+    most 4096, then forgotten all at once)."""
+    found = _DAYS.get(digits)
+    if found is None:
+        try:
+            date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
+        except ValueError:
+            return None
+        found = f"{digits[:4]}-{digits[4:6]}-{digits[6:8]}T"
+        if len(_DAYS) >= 4096:
+            _DAYS.clear()
+        _DAYS[digits] = found
+    return found
 
 
 _OFFSETS: dict[str, tuple[timezone, str]] = {}
@@ -313,11 +338,12 @@ class _FieldPlan:
     """One field rule, ready to run: what it reads, where it writes, what it calls.
 
     ``step`` is what ``_run`` needs of it for every segment, in one tuple (unpacked at once:
-    cheaper than reading a dozen attributes for every field of every message)."""
+    cheaper than reading a dozen attributes for every field of every message); ``slow``
+    what it needs besides for a field that is more than a plain move, the same way."""
 
     __slots__ = ("constant", "default", "fast", "first_only", "map", "number", "origin",
                  "reads", "repeat", "required", "rule", "set_default", "set_to", "simple",
-                 "step", "straight", "targets", "to", "use", "when")
+                 "slow", "step", "straight", "targets", "to", "use", "when")
 
     def __init__(self, rule: FieldRule, required: bool, ruleset: RuleSet) -> None:
         comps = datatypes()[rule.type]
@@ -382,6 +408,8 @@ class _FieldPlan:
             assert [r[0] for r in self.reads] == [t[0] for t in self.targets]
             self.straight = tuple((ci, si, conv, *target[1:])
                                   for (_n, ci, si, conv), target in zip(self.reads, self.targets))
+        self.slow = (self.simple, self.use, self.when, self.straight, self.reads,
+                     self.first_only, self.origin, self.targets, self.repeat)
         self.step = (self, self.number, self.fast, self.origin[0][1] if self.fast else None,
                      self.constant, self.map, parent, key, self.set_to)
 
@@ -431,7 +459,7 @@ def _named(functions_: dict[str, Any], name: str) -> Any:
 
 
 class _SegmentPlan:
-    __slots__ = ("fields", "inherit", "into", "joins", "known", "list_name", "steps")
+    __slots__ = ("fields", "inherit", "into", "joins", "known", "list_name", "run", "steps")
 
     def __init__(self, srule: SegmentRule | None, fields: tuple[_FieldPlan, ...],
                  protocol: frozenset[int]) -> None:
@@ -444,6 +472,9 @@ class _SegmentPlan:
         # field numbers never reported as unread: 0 (the segment id), protocol fields and
         # every field a rule reads (read whether or not it holds anything)
         self.known = frozenset({0, *protocol, *(f.number for f in fields)})
+        # what _run reads of it for every segment, in one tuple (unpacked at once)
+        self.run = (self.into, self.list_name, self.joins, self.inherit, self.steps,
+                    self.known)
 
 
 class _MessagePlan:
@@ -580,13 +611,13 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
         extra: set[int] | None = None  # fields a named function read besides its own
         if splan is None:
             splan = plan.unmapped(name)
+            known = splan.known
         else:
             item = data
             prefix = ""
-            if splan.into:  # each segment is (or continues) an item of a list
-                lname = splan.list_name
+            into, lname, joins, inherit, steps, known = splan.run
+            if into:  # each segment is (or continues) an item of a list
                 items = data.setdefault(lname, [])
-                joins = splan.joins
                 if not (joins is not None and items and (joins == "any" or joins == previous)):
                     items.append({})
                     if track:
@@ -596,7 +627,7 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                     members.setdefault(f"{lname}[{index}]", []).append(_seg_path(name, n))
                     prefix = f"{lname}[{index}]."
                 item = items[-1]
-                for key, source in splan.inherit:
+                for key, source in inherit:
                     if source in current:
                         inherited = data[source][current[source]].get(key)
                         if inherited is not None:
@@ -605,9 +636,10 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
             header = seg._header
             # a segment without repetition, subcomponent or escape characters anywhere
             # (most of them): a field of it only needs looking at for components
-            plain = not (rsep in seg._line or ssep in seg._line or esc in seg._line)
+            line = seg._line
+            plain = not (rsep in line or ssep in line or esc in line)
             read = None  # ctx["read"] for the named functions, made once per segment
-            for fplan, number, fast, conv, constant, table, parent, key, set_to in splan.steps:
+            for fplan, number, fast, conv, constant, table, parent, key, set_to in steps:
                 raw = fields[number] if number < nfields else ""
                 produced = False
                 if not raw:
@@ -641,19 +673,17 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                         else:
                             item.setdefault(parent, {})[key] = value
                 else:
+                    (simple, use, when, straight, reads, first_only, origin, targets,
+                     repeat) = fplan.slow
                     if header and number <= 2:  # MSH-1 / MSH-2: never split
                         reps: Any = seg.field(number)
                         nested = True
                     else:
                         nested = False
                         if not plain and rsep in raw:
-                            reps = raw.split(rsep) if fplan.repeat else (raw.split(rsep, 1)[0],)
+                            reps = raw.split(rsep) if repeat else (raw.split(rsep, 1)[0],)
                         else:
                             reps = (raw,)
-                    simple = fplan.simple
-                    use = fplan.use
-                    when = fplan.when
-                    straight = fplan.straight
                     ctx: dict[str, Any] | None = None
                     r = -1
                     for rep in reps:
@@ -704,20 +734,19 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                                     comps = rep.split(csep)
                                     ncomps = len(comps)
                                     values = {}
-                                    for cname, ci, si, cconv in fplan.reads:
+                                    for cname, ci, si, cconv in reads:
                                         if si or ci >= ncomps:
                                             continue
                                         text = comps[ci]
                                         if text:
                                             values[cname] = text if cconv is None else cconv[text]
-                                            if fplan.first_only:
+                                            if first_only:
                                                 break
                                     if not values:
                                         continue
                                     if simple:
                                         first = next(iter(values.values()))
                                 else:  # the whole repetition is component 1, subcomponent 1
-                                    origin = fplan.origin
                                     if not origin:
                                         continue
                                     if fast:
@@ -747,9 +776,9 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                                 ctx = {"read": read, "item": item, "sender_org": sender_org}
                             if when is not None and not when(values, ctx):
                                 continue
-                            if fplan.targets is not None:  # components → their own paths
+                            if targets is not None:  # components → their own paths
                                 for (cname, tparent, tkey, tset, ttable, target,
-                                     suffix) in fplan.targets:
+                                     suffix) in targets:
                                     if cname in values:
                                         value = values[cname]
                                         if ttable is not None:
@@ -803,7 +832,7 @@ def _run(msg: Any, plan: _MessagePlan, sender_org: str, track: bool) -> Mapped:
                         where = _field_path(name, n, number)
                         issues.append((where, "101", f"{where} is required and empty"))
         previous = name
-        segments.append((name, n, fields, splan.known, extra))  # for unread, when asked
+        segments.append((name, n, fields, known, extra))  # for unread, when asked
     for required in plan.required_segments:
         if required not in counts:
             issues.append((required, "100", f"required segment {required} is missing"))

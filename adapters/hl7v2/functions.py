@@ -43,13 +43,29 @@ def card(v: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any] | None:
     value = v.get("id")
     if not value:
         return None
-    ns = (v.get("authority") or "").strip()
-    upper = ns.upper()
-    if upper == "CITIZEN" or v.get("authority_uid") == _CITIZEN_OID or v.get("type") == "NNCHN":
+    ns, kind = _authority(v.get("authority"))
+    if kind == _CITIZEN or v.get("authority_uid") == _CITIZEN_OID or v.get("type") == "NNCHN":
         return {"type": _CITIZEN, "value": value}
-    if upper in _TYPE_OF_NAMESPACE:
-        return {"type": _TYPE_OF_NAMESPACE[upper], "value": value}
+    if kind is not None:
+        return {"type": kind, "value": value}
     return {"type": _HOSPITAL_CARD, "value": value, "issuer": ns or ctx["sender_org"]}
+
+
+_AUTHORITIES: dict[str | None, tuple[str, str | None]] = {}
+
+
+def _authority(authority: str | None) -> tuple[str, str | None]:
+    """A CX assigning authority as sent → (the namespace, stripped; the card type its
+    namespace names, or None). A hospital's cards carry a few authorities, each worked out
+    once (at most 4096 remembered, then all forgotten at once)."""
+    found = _AUTHORITIES.get(authority)
+    if found is None:
+        ns = (authority or "").strip()
+        found = (ns, _TYPE_OF_NAMESPACE.get(ns.upper()))
+        if len(_AUTHORITIES) >= 4096:
+            _AUTHORITIES.clear()
+        _AUTHORITIES[authority] = found
+    return found
 
 
 _LATIN = re.compile(r"^[A-Za-z .'-]+$")

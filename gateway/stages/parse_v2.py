@@ -74,7 +74,7 @@ class KnownParts:
 
     Only inputs made of exactly ``dict`` (str keys), ``list`` and ``str`` are remembered,
     by a key that cannot confuse inputs pydantic would read differently (as it could ``1``
-    and ``True``, or a str and a UUID): the items of a flat dict, the JSON of a nested one.
+    and ``True``, or a str and a UUID): their JSON.
     At most ``limit`` per field; the oldest are forgotten first.
     """
 
@@ -89,8 +89,8 @@ class KnownParts:
     def stand_in(self, data: dict) -> tuple[dict, list[tuple[str, int, object]], dict]:
         """What to validate: ``data`` with the remembered parts in place of their dicts (a
         copy when any is; ``data`` itself is left as it is). Also the parts to remember once
-        the visit is valid (field, index in its list or -1, key) and the JSON of the nested
-        ones read (field → ``orjson.Fragment``), for writing ``data`` out without
+        the visit is valid (field, index in its list or -1, key) and the JSON of the fields'
+        parts read (field → ``orjson.Fragment``), for writing ``data`` out without
         serialising them again."""
         validated: dict | None = None
         unknown: list[tuple[str, int, object]] = []
@@ -102,8 +102,7 @@ class KnownParts:
             key = _input_key(value)
             if key is None:
                 continue
-            if type(key) is bytes:
-                fragments[name] = orjson.Fragment(key)
+            fragments[name] = orjson.Fragment(key)
             model = self._known[name].get(key)
             if model is None:
                 unknown.append((name, -1, key))
@@ -144,20 +143,13 @@ class KnownParts:
             known[key] = part if index < 0 else part[index]
 
 
-def _input_key(value: dict) -> object:
-    """The key of an input dict made of exactly dict (with str keys), list and str: its
-    items when they are all str, else its JSON (either tells any two such inputs apart);
-    None for any other input."""
-    flat = True
-    for name, item in value.items():
-        if type(name) is not str:
-            return None
-        if type(item) is not str:
-            if not (type(item) in _CONTAINERS and _plain(item)):
-                return None
-            flat = False
-    if flat:
-        return tuple(value.items())
+def _input_key(value: dict) -> bytes | None:
+    """The key of an input dict made of exactly dict (with str keys), list and str: its JSON
+    (it tells any two such inputs apart; serialising a small dict costs less than a tuple
+    of its items to make, hash and compare, and a part's JSON is also what ``visit_json``
+    takes as it is); None for any other input."""
+    if not _plain(value):
+        return None
     try:
         return orjson.dumps(value)
     except orjson.JSONEncodeError:  # a str that is not valid Unicode (a lone surrogate)
