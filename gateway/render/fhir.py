@@ -6,6 +6,12 @@ against the ``yikatong-visit-bundle`` profile). Every resource has a business id
 create (``ifNoneExist``) on it, so re-sending a visit creates nothing new. Provenance,
 which has no identifier, is a PUT to a deterministic id. No clock, no random: the same
 envelope always renders the same bytes.
+
+A rendered Bundle is never changed afterwards (validate reads it, route serialises it):
+its fixed parts — codings and categories that are the same in every Bundle — are built
+once and shared by all Bundles, and the references to the visit's Patient, Encounter,
+Organization and Practitioner are shared by its resources. Whoever wants to change a
+Bundle must change a deep copy (``copy.deepcopy``).
 """
 
 from __future__ import annotations
@@ -44,6 +50,37 @@ _UNIT_PRICE = f"{EXT}/chargeitem-unit-price"
 _CATEGORY = f"{EXT}/chargeitem-category"
 _INSURANCE_CLASS = f"{EXT}/chargeitem-insurance-class"
 ICD10_ALIASES = {"ICD-10", "ICD10", "icd-10", "icd10", ICD10, "2.16.156.10011.2.3.3.11.1"}
+
+# The fixed parts of the resources, built once and shared by every Bundle (see above: a
+# rendered Bundle is never changed).
+_ACTIVE = {"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]}
+_CONFIRMED = {"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}]}
+_DIAGNOSIS_CATEGORY = [{"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+    "code": "encounter-diagnosis", "display": "Encounter Diagnosis"}]}]
+_SYMPTOM_CATEGORY = [{"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+    "code": "problem-list-item"}, {"system": f"{BASE}/CodeSystem/condition-category",
+                                   "code": "symptom", "display": "symptom"}]}]
+_AMBULATORY = {"system": V3_ACT, "code": "AMB", "display": "ambulatory"}
+_EMERGENCY = {"system": V3_ACT, "code": "EMER", "display": "emergency"}
+_ATTENDER = [{"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+    "code": "ATND", "display": "attender"}]}]
+_LAB_CATEGORY = [{"coding": [{"system": "http://snomed.info/sct",
+                              "code": "108252007", "display": "Laboratory procedure"}]}]
+_EXAM_CATEGORY = [{"coding": [{"system": "http://snomed.info/sct",
+                               "code": "103693007", "display": "Diagnostic procedure"}]}]
+_LABORATORY = [{"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+    "code": "laboratory", "display": "Laboratory"}]}]
+_CREATE = {"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "CREATE"}]}
+_AUTHOR = {"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+    "code": "author"}]}
 
 
 _TWO = tuple(f"{i:02d}" for i in range(100))  # 7 → "07": months, days, hours, ...
@@ -245,6 +282,7 @@ class _Visit:
 
     # -- the visit ---------------------------------------------------------------------
     def encounter(self, patient: J, org: J, doctor: J, diagnoses: list[J]) -> J:
+        """``patient``, ``org``, ``doctor``: the references to them."""
         v, visit_no = self.v, self.visit_no
         system = self.sys["visit"]
         emergency = v.visit_type is VisitType.EMERGENCY
@@ -258,19 +296,15 @@ class _Visit:
                     "system": NHSA_INSUTYPE, "code": insurance_type}})
             res["extension"] = [{"url": f"{EXT}/encounter-payment", "extension": parts}]
         department = v.department
-        org_ref = _ref(org)
         res["identifier"] = [_ident(system, visit_no),
-                             {"system": OUTPATIENT_NO, "value": visit_no, "assigner": org_ref}]
+                             {"system": OUTPATIENT_NO, "value": visit_no, "assigner": org}]
         res["status"] = "finished"
-        res["class"] = {"system": V3_ACT, "code": "EMER" if emergency else "AMB",
-                        "display": "emergency" if emergency else "ambulatory"}
+        res["class"] = _EMERGENCY if emergency else _AMBULATORY
         res["serviceType"] = _local(self.sys["department"], department.code, department.name)
-        res["subject"] = _ref(patient)
-        res["participant"] = [{"type": [{"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-            "code": "ATND", "display": "attender"}]}], "individual": _ref(doctor)}]
+        res["subject"] = patient
+        res["participant"] = [{"type": _ATTENDER, "individual": doctor}]
         res["period"] = {"start": self.when}
-        res["serviceProvider"] = _ref(org)
+        res["serviceProvider"] = org
         chief_complaint = v.chief_complaint
         if chief_complaint:
             res["reasonCode"] = [{"text": chief_complaint}]
@@ -280,34 +314,28 @@ class _Visit:
             ]
         return _entry(res, system, visit_no)
 
-    def _condition(self, system: str, key: str, code: J, category: J, patient: J,
-                   encounter_url: str) -> J:
+    def _condition(self, system: str, key: str, code: J, category: list[J], patient: J,
+                   encounter: J) -> J:
         value = f"{self.visit_no}/{key}"
         res = {
             "resourceType": "Condition",
             "identifier": [_ident(system, value)],
-            "clinicalStatus": {"coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
-            "verificationStatus": {"coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-                "code": "confirmed"}]},
-            "category": [category],
+            "clinicalStatus": _ACTIVE,
+            "verificationStatus": _CONFIRMED,
+            "category": category,
             "code": code,
-            "subject": _ref(patient),
-            "encounter": {"reference": encounter_url},
+            "subject": patient,
+            "encounter": encounter,
             "recordedDate": self.when,
         }
         return _entry(res, system, value)
 
-    def diagnoses(self, patient: J, encounter_url: str) -> list[J]:
+    def diagnoses(self, patient: J, encounter: J) -> list[J]:
         out: list[J] = []
         if not self.v.diagnoses:
             return out
         # The primary diagnosis first: Encounter.diagnosis.rank follows this order.
         ordered = sorted(self.v.diagnoses, key=lambda d: not d.primary)
-        category = {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/condition-category",
-            "code": "encounter-diagnosis", "display": "Encounter Diagnosis"}]}
         system = self.sys["condition"]
         to_icd10 = self.tr.diagnosis_codes
         for d in ordered:
@@ -317,18 +345,14 @@ class _Visit:
                      "text": name}
             if coding_system != ICD10 and code in to_icd10:
                 coded["coding"].append({"system": ICD10, "code": to_icd10[code]})
-            out.append(self._condition(system, f"dx/{code}", coded, category, patient,
-                                       encounter_url))
+            out.append(self._condition(system, f"dx/{code}", coded, _DIAGNOSIS_CATEGORY,
+                                       patient, encounter))
         return out
 
-    def symptoms(self, patient: J, encounter_url: str) -> list[J]:
+    def symptoms(self, patient: J, encounter: J) -> list[J]:
         out: list[J] = []
         if not self.v.symptoms:
             return out
-        category = {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/condition-category",
-            "code": "problem-list-item"}, {"system": f"{BASE}/CodeSystem/condition-category",
-                                           "code": "symptom", "display": "symptom"}]}
         system = self.sys["condition"]
         for i, s in enumerate(self.v.symptoms):
             code: J = {"text": s.text}
@@ -337,8 +361,8 @@ class _Visit:
                 display = sc.display
                 code["coding"] = [{"system": sc.system, "code": sc.code,
                                    **({"display": display} if display else {})}]
-            entry = self._condition(system, f"symptom/{i + 1}", code, category, patient,
-                                    encounter_url)
+            entry = self._condition(system, f"symptom/{i + 1}", code, _SYMPTOM_CATEGORY,
+                                    patient, encounter)
             onset = s.onset
             if onset:
                 entry["resource"]["onsetDateTime"] = _day(onset)
@@ -346,7 +370,7 @@ class _Visit:
         return out
 
     # -- orders and results ------------------------------------------------------------
-    def service_requests(self, patient: J, encounter_url: str, doctor: J) -> dict[str, J]:
+    def service_requests(self, patient: J, encounter: J, doctor: J) -> dict[str, J]:
         out: dict[str, J] = {}
         v = self.v
         labs, exams = v.labs, v.exams
@@ -354,9 +378,9 @@ class _Visit:
             return out
         when = self.when
         system = self.sys["order"]
-        for item_system, orders, cat in (
-            (self.sys["lab-item"], labs, ("108252007", "Laboratory procedure")),
-            (self.sys["exam-item"], exams, ("103693007", "Diagnostic procedure")),
+        for item_system, orders, category in (
+            (self.sys["lab-item"], labs, _LAB_CATEGORY),
+            (self.sys["exam-item"], exams, _EXAM_CATEGORY),
         ):
             for o in orders:
                 order_no = o.order_no
@@ -364,18 +388,17 @@ class _Visit:
                     "resourceType": "ServiceRequest",
                     "identifier": [_ident(system, order_no)],
                     "status": "active", "intent": "order",
-                    "category": [{"coding": [{"system": "http://snomed.info/sct",
-                                              "code": cat[0], "display": cat[1]}]}],
+                    "category": category,
                     "code": _local(item_system, o.code, o.name),
-                    "subject": _ref(patient),
-                    "encounter": {"reference": encounter_url},
+                    "subject": patient,
+                    "encounter": encounter,
                     "authoredOn": when,
-                    "requester": _ref(doctor),
+                    "requester": doctor,
                 }
                 out[order_no] = _entry(res, system, order_no)
         return out
 
-    def medication_requests(self, patient: J, encounter_url: str, doctor: J) -> list[J]:
+    def medication_requests(self, patient: J, encounter: J, doctor: J) -> list[J]:
         out: list[J] = []
         drugs = self.v.drugs
         if not drugs:
@@ -407,10 +430,10 @@ class _Visit:
                 "identifier": [_ident(system, order_no)],
                 "status": "active", "intent": "order",
                 "medicationCodeableConcept": med,
-                "subject": _ref(patient),
-                "encounter": {"reference": encounter_url},
+                "subject": patient,
+                "encounter": encounter,
                 "authoredOn": when,
-                "requester": _ref(doctor),
+                "requester": doctor,
             }
             if dosage:
                 res["dosageInstruction"] = [dosage]
@@ -426,34 +449,34 @@ class _Visit:
             out.append(_entry(res, system, order_no))
         return out
 
-    def observations(self, patient: J, encounter_url: str, orders: dict[str, J]) -> list[J]:
+    def observations(self, patient: J, encounter: J, orders: dict[str, J]) -> list[J]:
         out: list[J] = []
         results = self.v.results
         if not results:
             return out
         system = self.sys["observation"]
+        based_on = {order_no: [_ref(entry)] for order_no, entry in orders.items()}
         for i, r in enumerate(results):
-            out.append(self.observation(system, r, i, patient, encounter_url, orders))
+            out.append(self.observation(system, r, i, patient, encounter, based_on))
         return out
 
-    def observation(self, system: str, r: LabResult, i: int, patient: J, encounter_url: str,
-                    orders: dict[str, J]) -> J:
+    def observation(self, system: str, r: LabResult, i: int, patient: J, encounter: J,
+                    based_on: dict[str, list[J]]) -> J:
+        """``based_on``: order number → the basedOn of the results of that order."""
         order_no, code, unit, issued = r.order_no, r.code, r.unit, r.issued
         value = f"{self.visit_no}/{order_no or '-'}/{code}/{i + 1}"
         res: J = {
             "resourceType": "Observation",
             "identifier": [_ident(system, value)],
             "status": "final",
-            "category": [{"coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                "code": "laboratory", "display": "Laboratory"}]}],
+            "category": _LABORATORY,
             "code": _local(self.sys["lab-result"], code, r.name),
-            "subject": _ref(patient),
-            "encounter": {"reference": encounter_url},
+            "subject": patient,
+            "encounter": encounter,
             "effectiveDateTime": _ts(issued) if issued else self.when,
         }
-        if order_no and order_no in orders:
-            res["basedOn"] = [_ref(orders[order_no])]
+        if order_no and order_no in based_on:
+            res["basedOn"] = based_on[order_no]
         number = r.value
         if number is not None:
             res["valueQuantity"] = _qty(number, unit)
@@ -476,7 +499,7 @@ class _Visit:
                 res["referenceRange"] = [rr]
         return _entry(res, system, value)
 
-    def charge_items(self, patient: J, encounter_url: str, org: J) -> list[J]:
+    def charge_items(self, patient: J, encounter: J, org: J) -> list[J]:
         out: list[J] = []
         fees = self.v.fees
         if not fees:
@@ -505,10 +528,10 @@ class _Visit:
                 "identifier": [_ident(system, value)],
                 "status": "billable",
                 "code": code,
-                "subject": _ref(patient),
-                "context": {"reference": encounter_url},
+                "subject": patient,
+                "context": encounter,
                 "occurrenceDateTime": when,
-                "performingOrganization": _ref(org),
+                "performingOrganization": org,
                 "quantity": {"value": f.quantity},
                 "priceOverride": {"value": f.amount, "currency": "CNY"},
             }
@@ -516,6 +539,7 @@ class _Visit:
         return out
 
     def provenance(self, targets: list[J], org: J, recorded: str) -> J:
+        """``org``: the reference to the organisation."""
         env = self.env
         rid = deterministic_id(self.sys["visit-provenance"], self.visit_no)
         entity = [{"role": "source", "what": {"identifier": {
@@ -525,11 +549,8 @@ class _Visit:
             "id": rid,
             "target": [{"reference": t["fullUrl"]} for t in targets],
             "recorded": recorded,
-            "activity": {"coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "CREATE"}]},
-            "agent": [{"type": {"coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-                "code": "author"}]}, "who": _ref(org)}],
+            "activity": _CREATE,
+            "agent": [{"type": _AUTHOR, "who": org}],
             "entity": entity,
         }
         tr = self.tr
@@ -541,22 +562,24 @@ class _Visit:
 
     def bundle(self) -> J:
         org, doctor, patient = self.organization(), self.practitioner(), self.patient()
-        encounter_url = _keys(self.sys["visit"], self.visit_no)[0]
-        diagnoses = self.diagnoses(patient, encounter_url)
-        encounter = self.encounter(patient, org, doctor, diagnoses)
-        orders = self.service_requests(patient, encounter_url, doctor)
+        # one reference to each, shared by the resources that refer to it
+        org_ref, doctor_ref, patient_ref = _ref(org), _ref(doctor), _ref(patient)
+        encounter_ref = {"reference": _keys(self.sys["visit"], self.visit_no)[0]}
+        diagnoses = self.diagnoses(patient_ref, encounter_ref)
+        encounter = self.encounter(patient_ref, org_ref, doctor_ref, diagnoses)
+        orders = self.service_requests(patient_ref, encounter_ref, doctor_ref)
         clinical = [
             *diagnoses,
-            *self.symptoms(patient, encounter_url),
-            *self.medication_requests(patient, encounter_url, doctor),
+            *self.symptoms(patient_ref, encounter_ref),
+            *self.medication_requests(patient_ref, encounter_ref, doctor_ref),
             *orders.values(),
-            *self.observations(patient, encounter_url, orders),
-            *self.charge_items(patient, encounter_url, org),
+            *self.observations(patient_ref, encounter_ref, orders),
+            *self.charge_items(patient_ref, encounter_ref, org_ref),
         ]
         entries = [org, doctor, patient, encounter, *clinical]
         env = self.env
         recorded = _ts(env.received_at)
-        entries.append(self.provenance([patient, encounter, *clinical], org, recorded))
+        entries.append(self.provenance([patient, encounter, *clinical], org_ref, recorded))
         return {
             "resourceType": "Bundle",
             "identifier": _ident(self.sys["submission"], env.tracking_id),
