@@ -49,6 +49,7 @@ EXT = f"{BASE}/StructureDefinition"
 _UNIT_PRICE = f"{EXT}/chargeitem-unit-price"
 _CATEGORY = f"{EXT}/chargeitem-category"
 _INSURANCE_CLASS = f"{EXT}/chargeitem-insurance-class"
+_ETHNICITY = f"{EXT}/patient-ethnicity"
 ICD10_ALIASES = {"ICD-10", "ICD10", "icd-10", "icd10", ICD10, "2.16.156.10011.2.3.3.11.1"}
 
 # The fixed parts of the resources, built once and shared by every Bundle (see above: a
@@ -188,9 +189,55 @@ def _ref(entry: J) -> J:
     return {"reference": entry["fullUrl"]}
 
 
-def _local(system: str, code: str, display: str) -> J:
+def _concept(system: str, code: str, display: str) -> J:
+    """A new CodeableConcept of one code (the caller may still add to it)."""
     return {"coding": [{"system": system, "code": code, "display": display}],
             "text": display}
+
+
+# Parts made of a few codes, which come again in visit after visit (a hospital's fee items
+# and lab tests, the charge categories, the card types): each made once and shared by the
+# Bundles (which are never changed). Key → part; emptied when full.
+_SHARED: dict[tuple, J] = {}
+_SHARED_MAX = 65536
+
+
+def _share(key: tuple, part: J) -> J:
+    if len(_SHARED) >= _SHARED_MAX:
+        _SHARED.clear()
+    _SHARED[key] = part
+    return part
+
+
+def _local(system: str, code: str, display: str, national: str | None = None) -> J:
+    """The CodeableConcept of a hospital's own code, with its NHSA list code when there is
+    one; shared."""
+    key = ("local", system, code, display, national)
+    found = _SHARED.get(key)
+    if found is None:
+        found = _concept(system, code, display)
+        if national:
+            found["coding"].append({"system": NHSA_LIST, "code": national})
+        _share(key, found)
+    return found
+
+
+def _coded_extension(url: str, system: str, code: str) -> J:
+    """``{"url": url, "valueCoding": {"system": system, "code": code}}``, shared."""
+    key = ("extension", url, system, code)
+    found = _SHARED.get(key)
+    if found is None:
+        found = _share(key, {"url": url, "valueCoding": {"system": system, "code": code}})
+    return found
+
+
+def _card_type(ctype: str) -> J:
+    """A Patient identifier's type: the card it is from; shared."""
+    key = ("card", ctype)
+    found = _SHARED.get(key)
+    if found is None:
+        found = _share(key, {"coding": [{"system": CARD_TYPE, "code": ctype}]})
+    return found
 
 
 def _qty(value: Decimal, unit: str | None) -> J:
@@ -254,12 +301,10 @@ class _Visit:
         res: J = {"resourceType": "Patient"}
         ethnicity = p.ethnicity
         if ethnicity:
-            res["extension"] = [{"url": f"{EXT}/patient-ethnicity",
-                                 "valueCoding": {"system": GBT_3304, "code": ethnicity}}]
+            res["extension"] = [_coded_extension(_ETHNICITY, GBT_3304, ethnicity)]
         identifiers = ident.identifiers
         res["identifier"] = [
-            {"type": {"coding": [{"system": CARD_TYPE, "code": ctype}]},
-             "system": system, "value": value}
+            {"type": _card_type(ctype), "system": system, "value": value}
             for ctype, system, value in identifiers
         ] + [{"system": EMPI_SYSTEM, "value": ident.person_id}]
         res["name"] = [{"use": "official", "text": p.name}]
@@ -420,7 +465,7 @@ class _Visit:
                 dosage["route"] = {"text": route}
             if dose:
                 dosage["doseAndRate"] = [{"doseQuantity": _qty(dose.value, dose.unit)}]
-            med = _local(drug_system, d.code, name)
+            med = _concept(drug_system, d.code, name)
             if order_no in to_nhsa:
                 med["coding"].append({"system": NHSA_LIST, "code": to_nhsa[order_no]})
             if strength:
@@ -510,18 +555,14 @@ class _Visit:
         for f in fees:
             line_no, insurance_class = f.line_no, f.insurance_class
             value = f"{visit_no}/{line_no}"
-            code = _local(item_system, f.item_code, f.name)
-            national = f.national_code or to_nhsa.get(line_no)
-            if national:
-                code["coding"].append({"system": NHSA_LIST, "code": national})
+            code = _local(item_system, f.item_code, f.name,
+                          f.national_code or to_nhsa.get(line_no))
             ext = [
                 {"url": _UNIT_PRICE, "valueMoney": {"value": f.unit_price, "currency": "CNY"}},
-                {"url": _CATEGORY,
-                 "valueCoding": {"system": NHSA_CHRGITM_TYPE, "code": f.category}},
+                _coded_extension(_CATEGORY, NHSA_CHRGITM_TYPE, f.category),
             ]
             if insurance_class:
-                ext.append({"url": _INSURANCE_CLASS,
-                            "valueCoding": {"system": NHSA_CHRGITM_LV, "code": insurance_class}})
+                ext.append(_coded_extension(_INSURANCE_CLASS, NHSA_CHRGITM_LV, insurance_class))
             res = {
                 "resourceType": "ChargeItem",
                 "extension": ext,
