@@ -17,10 +17,12 @@ Bundle must change a deep copy (``copy.deepcopy``).
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
+
+from pydantic_core import TzInfo
 
 from gateway.envelope import Envelope
 from gateway.identifiers import (
@@ -95,7 +97,14 @@ def _ts(value: datetime) -> str:
     """``value.isoformat()``, the same text at a fraction of the cost (``isoformat`` formats
     each field with printf): a four-digit year and an offset met before take the short
     way, anything else ``isoformat`` itself."""
-    offset = value.utcoffset()
+    tz = value.tzinfo
+    if type(tz) is TzInfo or type(tz) is timezone:
+        # a fixed offset (pydantic's zone for the visit's times, datetime's for the receipt
+        # time): asked of the zone itself, the same timedelta as value.utcoffset() at less
+        # than half the cost (datetime calls the zone's method by name, with checks)
+        offset = tz.utcoffset(value)
+    else:
+        offset = value.utcoffset()
     suffix = _OFFSETS.get(offset)
     year = value.year
     if suffix is None or year < 1000 or type(value) is not datetime:
