@@ -105,7 +105,7 @@ def _ts(value: datetime) -> str:
         offset = tz.utcoffset(value)
     else:
         offset = value.utcoffset()
-    suffix = _OFFSETS.get(offset)
+    suffix = _OFFSETS[offset] if offset in _OFFSETS else None  # (see _keys)
     year = value.year
     if suffix is None or year < 1000 or type(value) is not datetime:
         return _isoformat(value, offset)
@@ -150,8 +150,9 @@ def _if_none_exist(system: str, value: str) -> str:
     "/" replaced; others ("NEUT%") have each character quote() would encode replaced by
     its encoding (the UTF-8 of a string is that of its characters one after another), at
     a fraction of quote()'s cost."""
-    quoted = _QUOTED.get(system)
-    if quoted is None:
+    if system in _QUOTED:  # (see _keys)
+        quoted = _QUOTED[system]
+    else:
         if len(_QUOTED) >= 4096:
             _QUOTED.clear()
         quoted = _QUOTED[system] = quote(system, safe="")
@@ -171,12 +172,14 @@ _KEYS_MAX = 65536
 
 def _keys(system: str, value: str) -> tuple[str, str]:
     key = (system, value)
-    found = _KEYS.get(key)
-    if found is None:
-        if len(_KEYS) >= _KEYS_MAX:
-            _KEYS.clear()
-        found = _KEYS[key] = (f"urn:uuid:{name_based_id(system, value)}",
-                              _if_none_exist(system, value))
+    # `in` and a subscript, not .get(): compiled, a dict's .get is a Python method call
+    # (the name looked up, a bound method made) that costs several times both
+    if key in _KEYS:
+        return _KEYS[key]
+    if len(_KEYS) >= _KEYS_MAX:
+        _KEYS.clear()
+    found = _KEYS[key] = (f"urn:uuid:{name_based_id(system, value)}",
+                          _if_none_exist(system, value))
     return found
 
 
@@ -222,31 +225,28 @@ def _local(system: str, code: str, display: str, national: str | None = None) ->
     """The CodeableConcept of a hospital's own code, with its NHSA list code when there is
     one; shared."""
     key = ("local", system, code, display, national)
-    found = _SHARED.get(key)
-    if found is None:
-        found = _concept(system, code, display)
-        if national:
-            found["coding"].append({"system": NHSA_LIST, "code": national})
-        _share(key, found)
-    return found
+    if key in _SHARED:  # (see _keys)
+        return _SHARED[key]
+    found = _concept(system, code, display)
+    if national:
+        found["coding"].append({"system": NHSA_LIST, "code": national})
+    return _share(key, found)
 
 
 def _coded_extension(url: str, system: str, code: str) -> J:
     """``{"url": url, "valueCoding": {"system": system, "code": code}}``, shared."""
     key = ("extension", url, system, code)
-    found = _SHARED.get(key)
-    if found is None:
-        found = _share(key, {"url": url, "valueCoding": {"system": system, "code": code}})
-    return found
+    if key in _SHARED:  # (see _keys)
+        return _SHARED[key]
+    return _share(key, {"url": url, "valueCoding": {"system": system, "code": code}})
 
 
 def _card_type(ctype: str) -> J:
     """A Patient identifier's type: the card it is from; shared."""
     key = ("card", ctype)
-    found = _SHARED.get(key)
-    if found is None:
-        found = _share(key, {"coding": [{"system": CARD_TYPE, "code": ctype}]})
-    return found
+    if key in _SHARED:  # (see _keys)
+        return _SHARED[key]
+    return _share(key, {"coding": [{"system": CARD_TYPE, "code": ctype}]})
 
 
 def _qty(value: Decimal, unit: str | None) -> J:
@@ -266,11 +266,11 @@ _ORG_SYSTEMS: dict[str, dict[str, str]] = {}
 
 
 def _org_systems(org: str) -> dict[str, str]:
-    found = _ORG_SYSTEMS.get(org)
-    if found is None:
-        if len(_ORG_SYSTEMS) >= 4096:
-            _ORG_SYSTEMS.clear()
-        found = _ORG_SYSTEMS[org] = {kind: org_scoped(org, kind) for kind in _KINDS}
+    if org in _ORG_SYSTEMS:  # (see _keys)
+        return _ORG_SYSTEMS[org]
+    if len(_ORG_SYSTEMS) >= 4096:
+        _ORG_SYSTEMS.clear()
+    found = _ORG_SYSTEMS[org] = {kind: org_scoped(org, kind) for kind in _KINDS}
     return found
 
 
@@ -565,7 +565,7 @@ class _Visit:
             line_no, insurance_class = f.line_no, f.insurance_class
             value = f"{visit_no}/{line_no}"
             code = _local(item_system, f.item_code, f.name,
-                          f.national_code or to_nhsa.get(line_no))
+                          f.national_code or (to_nhsa[line_no] if line_no in to_nhsa else None))
             ext = [
                 {"url": _UNIT_PRICE, "valueMoney": {"value": f.unit_price, "currency": "CNY"}},
                 _coded_extension(_CATEGORY, NHSA_CHRGITM_TYPE, f.category),
