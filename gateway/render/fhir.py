@@ -265,7 +265,7 @@ _KINDS = ("practitioner", "visit", "department", "condition", "order", "lab-item
 _ORG_SYSTEMS: dict[str, dict[str, str]] = {}
 
 
-def _org_systems(org: str) -> dict[str, str]:
+def org_systems(org: str) -> dict[str, str]:
     if org in _ORG_SYSTEMS:  # (see _keys)
         return _ORG_SYSTEMS[org]
     if len(_ORG_SYSTEMS) >= 4096:
@@ -285,7 +285,7 @@ class _Visit:
         self.env = env
         v = self.v = env.visit
         self.org = v.org.code
-        self.sys = _org_systems(self.org)
+        self.sys = org_systems(self.org)
         self.visit_no = v.visit_no
         self.when = _ts(v.visit_time)
         self.tr = env.translated

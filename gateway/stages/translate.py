@@ -15,8 +15,7 @@ from dataclasses import fields
 
 from gateway import errors
 from gateway.envelope import Envelope, Translated
-from gateway.identifiers import org_scoped
-from gateway.render.fhir import ICD10_ALIASES
+from gateway.render.fhir import ICD10_ALIASES, org_systems
 from terminology.local_maps import hospital_first
 from terminology.translate import FHIR_GENDER, GBT_2261_1, Translation, translate
 
@@ -56,7 +55,8 @@ def run(env: Envelope, ctx) -> Envelope:
 
     unmapped, fee_codes, drug_codes, dx_codes = [], {}, {}, {}
     if local is not None:
-        fee_system = org_scoped(org, "fee-item")
+        systems = org_systems(org)  # the hospital's own code systems, made once
+        fee_system = systems["fee-item"]
         for i, fee in enumerate(visit.fees):
             if fee.national_code:
                 continue
@@ -66,7 +66,7 @@ def run(env: Envelope, ctx) -> Envelope:
             else:
                 unmapped.append(missing("fee-item", fee_system, fee.item_code,
                                         f"fees[{i}].item_code", "fee item"))
-        drug_system = org_scoped(org, "drug")
+        drug_system = systems["drug"]
         for i, drug in enumerate(visit.drugs):
             t = look("drug", drug_system, drug.code)
             if t:
