@@ -200,7 +200,10 @@ class LocalMaps:
 
     def _table(self, org: str, name: str) -> tuple[int, dict]:
         now = time.monotonic()
-        hit = self._cache.get((org, name))
+        cache, key = self._cache, (org, name)
+        # `in` and a subscript, not .get(): compiled, a dict's .get is a Python method
+        # call (the name looked up, a bound method made) that costs several times both
+        hit = cache[key] if key in cache else None
         if hit and hit[0] > now:
             return hit[1], hit[2]
         current = self.r.get(f"gw:term:map:{org}:{name}:current")
@@ -216,12 +219,13 @@ class LocalMaps:
                     if t["equivalence"] != "unmatched":
                         table[(group["source"], el["code"])] = Translation(
                             t["code"], t["equivalence"], cmap["url"], cmap["version"])
-        self._cache[(org, name)] = (now + CACHE_SECONDS, version, table)
+        cache[key] = (now + CACHE_SECONDS, version, table)
         return version, table
 
     def translate(self, org: str, name: str, system: str, code: str) -> Translation | None:
         """The hospital's own translation of (system, code), or None."""
-        return self._table(org, name)[1].get((system, code))
+        table, key = self._table(org, name)[1], (system, code)
+        return table[key] if key in table else None  # (see _table)
 
     def record_gap(self, org: str, name: str, system: str, code: str) -> None:
         self.r.zincrby(gap_key(org), 1, gap_member(name, system, code))

@@ -52,8 +52,27 @@ def canonical_system(system: str) -> str:
     return SYSTEM_ALIASES.get(system, system)
 
 
+# (system, code, target) → what translate() gives: the shipped maps never change while the
+# process runs and a Translation is immutable, so an answer is kept and shared (a visit
+# asks the same two — its sex, its gender — as every other). Emptied when full.
+_ANSWERS: dict[tuple[str, str, str], Translation | None] = {}
+_ANSWERS_MAX = 4096
+
+
 def translate(system: str, code: str, target: str) -> Translation | None:
     """Translate ``code`` from ``system`` to ``target``; identity when the systems match."""
+    key = (system, code, target)
+    try:
+        return _ANSWERS[key]
+    except KeyError:
+        pass
+    if len(_ANSWERS) >= _ANSWERS_MAX:
+        _ANSWERS.clear()
+    found = _ANSWERS[key] = _translate(system, code, target)
+    return found
+
+
+def _translate(system: str, code: str, target: str) -> Translation | None:
     system = canonical_system(system)
     if system == target:
         return Translation(code, "equal", "", "")

@@ -144,7 +144,7 @@ def test_ethnicity_and_payment_reach_fhir_as_profiled_extensions():
      "minimum required = 1", "Bundle.entry[3].resource.extension[0].extension"),
 ])
 def test_ethnicity_and_payment_extensions_are_checked(change, text, where):
-    bundle = _bundle()
+    bundle = copy.deepcopy(_bundle())  # a rendered Bundle shares parts with others
     change(bundle)
     [issue] = validate_bundle(bundle)
     assert text in issue["details"]["text"] and issue["expression"] == [where]

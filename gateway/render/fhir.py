@@ -6,15 +6,23 @@ against the ``yikatong-visit-bundle`` profile). Every resource has a business id
 create (``ifNoneExist``) on it, so re-sending a visit creates nothing new. Provenance,
 which has no identifier, is a PUT to a deterministic id. No clock, no random: the same
 envelope always renders the same bytes.
+
+A rendered Bundle is never changed afterwards (validate reads it, route serialises it):
+its fixed parts — codings and categories that are the same in every Bundle — are built
+once and shared by all Bundles, and the references to the visit's Patient, Encounter,
+Organization and Practitioner are shared by its resources. Whoever wants to change a
+Bundle must change a deep copy (``copy.deepcopy``).
 """
 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
+
+from pydantic_core import TzInfo
 
 from gateway.envelope import Envelope
 from gateway.identifiers import (
@@ -43,7 +51,39 @@ EXT = f"{BASE}/StructureDefinition"
 _UNIT_PRICE = f"{EXT}/chargeitem-unit-price"
 _CATEGORY = f"{EXT}/chargeitem-category"
 _INSURANCE_CLASS = f"{EXT}/chargeitem-insurance-class"
+_ETHNICITY = f"{EXT}/patient-ethnicity"
 ICD10_ALIASES = {"ICD-10", "ICD10", "icd-10", "icd10", ICD10, "2.16.156.10011.2.3.3.11.1"}
+
+# The fixed parts of the resources, built once and shared by every Bundle (see above: a
+# rendered Bundle is never changed).
+_ACTIVE = {"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]}
+_CONFIRMED = {"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}]}
+_DIAGNOSIS_CATEGORY = [{"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+    "code": "encounter-diagnosis", "display": "Encounter Diagnosis"}]}]
+_SYMPTOM_CATEGORY = [{"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+    "code": "problem-list-item"}, {"system": f"{BASE}/CodeSystem/condition-category",
+                                   "code": "symptom", "display": "symptom"}]}]
+_AMBULATORY = {"system": V3_ACT, "code": "AMB", "display": "ambulatory"}
+_EMERGENCY = {"system": V3_ACT, "code": "EMER", "display": "emergency"}
+_ATTENDER = [{"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+    "code": "ATND", "display": "attender"}]}]
+_LAB_CATEGORY = [{"coding": [{"system": "http://snomed.info/sct",
+                              "code": "108252007", "display": "Laboratory procedure"}]}]
+_EXAM_CATEGORY = [{"coding": [{"system": "http://snomed.info/sct",
+                               "code": "103693007", "display": "Diagnostic procedure"}]}]
+_LABORATORY = [{"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+    "code": "laboratory", "display": "Laboratory"}]}]
+_CREATE = {"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "CREATE"}]}
+_AUTHOR = {"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+    "code": "author"}]}
 
 
 _TWO = tuple(f"{i:02d}" for i in range(100))  # 7 → "07": months, days, hours, ...
@@ -57,14 +97,23 @@ def _ts(value: datetime) -> str:
     """``value.isoformat()``, the same text at a fraction of the cost (``isoformat`` formats
     each field with printf): a four-digit year and an offset met before take the short
     way, anything else ``isoformat`` itself."""
-    offset = value.utcoffset()
-    suffix = _OFFSETS.get(offset)
+    tz = value.tzinfo
+    if type(tz) is TzInfo or type(tz) is timezone:
+        # a fixed offset (pydantic's zone for the visit's times, datetime's for the receipt
+        # time): asked of the zone itself, the same timedelta as value.utcoffset() at less
+        # than half the cost (datetime calls the zone's method by name, with checks)
+        offset = tz.utcoffset(value)
+    else:
+        offset = value.utcoffset()
+    suffix = _OFFSETS[offset] if offset in _OFFSETS else None  # (see _keys)
     year = value.year
     if suffix is None or year < 1000 or type(value) is not datetime:
         return _isoformat(value, offset)
     micro = value.microsecond
     if micro:
-        suffix = f".{micro:06d}{suffix}"
+        # ".ffffff": the digits of 1000000 + micro after its "1" (format's "06d" costs
+        # three times as much)
+        suffix = f".{str(1000000 + micro)[1:]}{suffix}"
     return (f"{year}-{_TWO[value.month]}-{_TWO[value.day]}T{_TWO[value.hour]}:"
             f"{_TWO[value.minute]}:{_TWO[value.second]}{suffix}")
 
@@ -103,8 +152,9 @@ def _if_none_exist(system: str, value: str) -> str:
     "/" replaced; others ("NEUT%") have each character quote() would encode replaced by
     its encoding (the UTF-8 of a string is that of its characters one after another), at
     a fraction of quote()'s cost."""
-    quoted = _QUOTED.get(system)
-    if quoted is None:
+    if system in _QUOTED:  # (see _keys)
+        quoted = _QUOTED[system]
+    else:
         if len(_QUOTED) >= 4096:
             _QUOTED.clear()
         quoted = _QUOTED[system] = quote(system, safe="")
@@ -124,12 +174,14 @@ _KEYS_MAX = 65536
 
 def _keys(system: str, value: str) -> tuple[str, str]:
     key = (system, value)
-    found = _KEYS.get(key)
-    if found is None:
-        if len(_KEYS) >= _KEYS_MAX:
-            _KEYS.clear()
-        found = _KEYS[key] = (f"urn:uuid:{name_based_id(system, value)}",
-                              _if_none_exist(system, value))
+    # `in` and a subscript, not .get(): compiled, a dict's .get is a Python method call
+    # (the name looked up, a bound method made) that costs several times both
+    if key in _KEYS:
+        return _KEYS[key]
+    if len(_KEYS) >= _KEYS_MAX:
+        _KEYS.clear()
+    found = _KEYS[key] = (f"urn:uuid:{name_based_id(system, value)}",
+                          _if_none_exist(system, value))
     return found
 
 
@@ -151,9 +203,52 @@ def _ref(entry: J) -> J:
     return {"reference": entry["fullUrl"]}
 
 
-def _local(system: str, code: str, display: str) -> J:
+def _concept(system: str, code: str, display: str) -> J:
+    """A new CodeableConcept of one code (the caller may still add to it)."""
     return {"coding": [{"system": system, "code": code, "display": display}],
             "text": display}
+
+
+# Parts made of a few codes, which come again in visit after visit (a hospital's fee items
+# and lab tests, the charge categories, the card types): each made once and shared by the
+# Bundles (which are never changed). Key → part; emptied when full.
+_SHARED: dict[tuple, J] = {}
+_SHARED_MAX = 65536
+
+
+def _share(key: tuple, part: J) -> J:
+    if len(_SHARED) >= _SHARED_MAX:
+        _SHARED.clear()
+    _SHARED[key] = part
+    return part
+
+
+def _local(system: str, code: str, display: str, national: str | None = None) -> J:
+    """The CodeableConcept of a hospital's own code, with its NHSA list code when there is
+    one; shared."""
+    key = ("local", system, code, display, national)
+    if key in _SHARED:  # (see _keys)
+        return _SHARED[key]
+    found = _concept(system, code, display)
+    if national:
+        found["coding"].append({"system": NHSA_LIST, "code": national})
+    return _share(key, found)
+
+
+def _coded_extension(url: str, system: str, code: str) -> J:
+    """``{"url": url, "valueCoding": {"system": system, "code": code}}``, shared."""
+    key = ("extension", url, system, code)
+    if key in _SHARED:  # (see _keys)
+        return _SHARED[key]
+    return _share(key, {"url": url, "valueCoding": {"system": system, "code": code}})
+
+
+def _card_type(ctype: str) -> J:
+    """A Patient identifier's type: the card it is from; shared."""
+    key = ("card", ctype)
+    if key in _SHARED:  # (see _keys)
+        return _SHARED[key]
+    return _share(key, {"coding": [{"system": CARD_TYPE, "code": ctype}]})
 
 
 def _qty(value: Decimal, unit: str | None) -> J:
@@ -172,12 +267,12 @@ _KINDS = ("practitioner", "visit", "department", "condition", "order", "lab-item
 _ORG_SYSTEMS: dict[str, dict[str, str]] = {}
 
 
-def _org_systems(org: str) -> dict[str, str]:
-    found = _ORG_SYSTEMS.get(org)
-    if found is None:
-        if len(_ORG_SYSTEMS) >= 4096:
-            _ORG_SYSTEMS.clear()
-        found = _ORG_SYSTEMS[org] = {kind: org_scoped(org, kind) for kind in _KINDS}
+def org_systems(org: str) -> dict[str, str]:
+    if org in _ORG_SYSTEMS:  # (see _keys)
+        return _ORG_SYSTEMS[org]
+    if len(_ORG_SYSTEMS) >= 4096:
+        _ORG_SYSTEMS.clear()
+    found = _ORG_SYSTEMS[org] = {kind: org_scoped(org, kind) for kind in _KINDS}
     return found
 
 
@@ -192,7 +287,7 @@ class _Visit:
         self.env = env
         v = self.v = env.visit
         self.org = v.org.code
-        self.sys = _org_systems(self.org)
+        self.sys = org_systems(self.org)
         self.visit_no = v.visit_no
         self.when = _ts(v.visit_time)
         self.tr = env.translated
@@ -217,12 +312,10 @@ class _Visit:
         res: J = {"resourceType": "Patient"}
         ethnicity = p.ethnicity
         if ethnicity:
-            res["extension"] = [{"url": f"{EXT}/patient-ethnicity",
-                                 "valueCoding": {"system": GBT_3304, "code": ethnicity}}]
+            res["extension"] = [_coded_extension(_ETHNICITY, GBT_3304, ethnicity)]
         identifiers = ident.identifiers
         res["identifier"] = [
-            {"type": {"coding": [{"system": CARD_TYPE, "code": ctype}]},
-             "system": system, "value": value}
+            {"type": _card_type(ctype), "system": system, "value": value}
             for ctype, system, value in identifiers
         ] + [{"system": EMPI_SYSTEM, "value": ident.person_id}]
         res["name"] = [{"use": "official", "text": p.name}]
@@ -245,6 +338,7 @@ class _Visit:
 
     # -- the visit ---------------------------------------------------------------------
     def encounter(self, patient: J, org: J, doctor: J, diagnoses: list[J]) -> J:
+        """``patient``, ``org``, ``doctor``: the references to them."""
         v, visit_no = self.v, self.visit_no
         system = self.sys["visit"]
         emergency = v.visit_type is VisitType.EMERGENCY
@@ -258,19 +352,15 @@ class _Visit:
                     "system": NHSA_INSUTYPE, "code": insurance_type}})
             res["extension"] = [{"url": f"{EXT}/encounter-payment", "extension": parts}]
         department = v.department
-        org_ref = _ref(org)
         res["identifier"] = [_ident(system, visit_no),
-                             {"system": OUTPATIENT_NO, "value": visit_no, "assigner": org_ref}]
+                             {"system": OUTPATIENT_NO, "value": visit_no, "assigner": org}]
         res["status"] = "finished"
-        res["class"] = {"system": V3_ACT, "code": "EMER" if emergency else "AMB",
-                        "display": "emergency" if emergency else "ambulatory"}
+        res["class"] = _EMERGENCY if emergency else _AMBULATORY
         res["serviceType"] = _local(self.sys["department"], department.code, department.name)
-        res["subject"] = _ref(patient)
-        res["participant"] = [{"type": [{"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-            "code": "ATND", "display": "attender"}]}], "individual": _ref(doctor)}]
+        res["subject"] = patient
+        res["participant"] = [{"type": _ATTENDER, "individual": doctor}]
         res["period"] = {"start": self.when}
-        res["serviceProvider"] = _ref(org)
+        res["serviceProvider"] = org
         chief_complaint = v.chief_complaint
         if chief_complaint:
             res["reasonCode"] = [{"text": chief_complaint}]
@@ -280,34 +370,28 @@ class _Visit:
             ]
         return _entry(res, system, visit_no)
 
-    def _condition(self, system: str, key: str, code: J, category: J, patient: J,
-                   encounter_url: str) -> J:
+    def _condition(self, system: str, key: str, code: J, category: list[J], patient: J,
+                   encounter: J) -> J:
         value = f"{self.visit_no}/{key}"
         res = {
             "resourceType": "Condition",
             "identifier": [_ident(system, value)],
-            "clinicalStatus": {"coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
-            "verificationStatus": {"coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-                "code": "confirmed"}]},
-            "category": [category],
+            "clinicalStatus": _ACTIVE,
+            "verificationStatus": _CONFIRMED,
+            "category": category,
             "code": code,
-            "subject": _ref(patient),
-            "encounter": {"reference": encounter_url},
+            "subject": patient,
+            "encounter": encounter,
             "recordedDate": self.when,
         }
         return _entry(res, system, value)
 
-    def diagnoses(self, patient: J, encounter_url: str) -> list[J]:
+    def diagnoses(self, patient: J, encounter: J) -> list[J]:
         out: list[J] = []
         if not self.v.diagnoses:
             return out
         # The primary diagnosis first: Encounter.diagnosis.rank follows this order.
         ordered = sorted(self.v.diagnoses, key=lambda d: not d.primary)
-        category = {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/condition-category",
-            "code": "encounter-diagnosis", "display": "Encounter Diagnosis"}]}
         system = self.sys["condition"]
         to_icd10 = self.tr.diagnosis_codes
         for d in ordered:
@@ -317,18 +401,14 @@ class _Visit:
                      "text": name}
             if coding_system != ICD10 and code in to_icd10:
                 coded["coding"].append({"system": ICD10, "code": to_icd10[code]})
-            out.append(self._condition(system, f"dx/{code}", coded, category, patient,
-                                       encounter_url))
+            out.append(self._condition(system, f"dx/{code}", coded, _DIAGNOSIS_CATEGORY,
+                                       patient, encounter))
         return out
 
-    def symptoms(self, patient: J, encounter_url: str) -> list[J]:
+    def symptoms(self, patient: J, encounter: J) -> list[J]:
         out: list[J] = []
         if not self.v.symptoms:
             return out
-        category = {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/condition-category",
-            "code": "problem-list-item"}, {"system": f"{BASE}/CodeSystem/condition-category",
-                                           "code": "symptom", "display": "symptom"}]}
         system = self.sys["condition"]
         for i, s in enumerate(self.v.symptoms):
             code: J = {"text": s.text}
@@ -337,8 +417,8 @@ class _Visit:
                 display = sc.display
                 code["coding"] = [{"system": sc.system, "code": sc.code,
                                    **({"display": display} if display else {})}]
-            entry = self._condition(system, f"symptom/{i + 1}", code, category, patient,
-                                    encounter_url)
+            entry = self._condition(system, f"symptom/{i + 1}", code, _SYMPTOM_CATEGORY,
+                                    patient, encounter)
             onset = s.onset
             if onset:
                 entry["resource"]["onsetDateTime"] = _day(onset)
@@ -346,7 +426,7 @@ class _Visit:
         return out
 
     # -- orders and results ------------------------------------------------------------
-    def service_requests(self, patient: J, encounter_url: str, doctor: J) -> dict[str, J]:
+    def service_requests(self, patient: J, encounter: J, doctor: J) -> dict[str, J]:
         out: dict[str, J] = {}
         v = self.v
         labs, exams = v.labs, v.exams
@@ -354,9 +434,9 @@ class _Visit:
             return out
         when = self.when
         system = self.sys["order"]
-        for item_system, orders, cat in (
-            (self.sys["lab-item"], labs, ("108252007", "Laboratory procedure")),
-            (self.sys["exam-item"], exams, ("103693007", "Diagnostic procedure")),
+        for item_system, orders, category in (
+            (self.sys["lab-item"], labs, _LAB_CATEGORY),
+            (self.sys["exam-item"], exams, _EXAM_CATEGORY),
         ):
             for o in orders:
                 order_no = o.order_no
@@ -364,18 +444,17 @@ class _Visit:
                     "resourceType": "ServiceRequest",
                     "identifier": [_ident(system, order_no)],
                     "status": "active", "intent": "order",
-                    "category": [{"coding": [{"system": "http://snomed.info/sct",
-                                              "code": cat[0], "display": cat[1]}]}],
+                    "category": category,
                     "code": _local(item_system, o.code, o.name),
-                    "subject": _ref(patient),
-                    "encounter": {"reference": encounter_url},
+                    "subject": patient,
+                    "encounter": encounter,
                     "authoredOn": when,
-                    "requester": _ref(doctor),
+                    "requester": doctor,
                 }
                 out[order_no] = _entry(res, system, order_no)
         return out
 
-    def medication_requests(self, patient: J, encounter_url: str, doctor: J) -> list[J]:
+    def medication_requests(self, patient: J, encounter: J, doctor: J) -> list[J]:
         out: list[J] = []
         drugs = self.v.drugs
         if not drugs:
@@ -397,7 +476,7 @@ class _Visit:
                 dosage["route"] = {"text": route}
             if dose:
                 dosage["doseAndRate"] = [{"doseQuantity": _qty(dose.value, dose.unit)}]
-            med = _local(drug_system, d.code, name)
+            med = _concept(drug_system, d.code, name)
             if order_no in to_nhsa:
                 med["coding"].append({"system": NHSA_LIST, "code": to_nhsa[order_no]})
             if strength:
@@ -407,10 +486,10 @@ class _Visit:
                 "identifier": [_ident(system, order_no)],
                 "status": "active", "intent": "order",
                 "medicationCodeableConcept": med,
-                "subject": _ref(patient),
-                "encounter": {"reference": encounter_url},
+                "subject": patient,
+                "encounter": encounter,
                 "authoredOn": when,
-                "requester": _ref(doctor),
+                "requester": doctor,
             }
             if dosage:
                 res["dosageInstruction"] = [dosage]
@@ -426,34 +505,34 @@ class _Visit:
             out.append(_entry(res, system, order_no))
         return out
 
-    def observations(self, patient: J, encounter_url: str, orders: dict[str, J]) -> list[J]:
+    def observations(self, patient: J, encounter: J, orders: dict[str, J]) -> list[J]:
         out: list[J] = []
         results = self.v.results
         if not results:
             return out
         system = self.sys["observation"]
+        based_on = {order_no: [_ref(entry)] for order_no, entry in orders.items()}
         for i, r in enumerate(results):
-            out.append(self.observation(system, r, i, patient, encounter_url, orders))
+            out.append(self.observation(system, r, i, patient, encounter, based_on))
         return out
 
-    def observation(self, system: str, r: LabResult, i: int, patient: J, encounter_url: str,
-                    orders: dict[str, J]) -> J:
+    def observation(self, system: str, r: LabResult, i: int, patient: J, encounter: J,
+                    based_on: dict[str, list[J]]) -> J:
+        """``based_on``: order number → the basedOn of the results of that order."""
         order_no, code, unit, issued = r.order_no, r.code, r.unit, r.issued
         value = f"{self.visit_no}/{order_no or '-'}/{code}/{i + 1}"
         res: J = {
             "resourceType": "Observation",
             "identifier": [_ident(system, value)],
             "status": "final",
-            "category": [{"coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                "code": "laboratory", "display": "Laboratory"}]}],
+            "category": _LABORATORY,
             "code": _local(self.sys["lab-result"], code, r.name),
-            "subject": _ref(patient),
-            "encounter": {"reference": encounter_url},
+            "subject": patient,
+            "encounter": encounter,
             "effectiveDateTime": _ts(issued) if issued else self.when,
         }
-        if order_no and order_no in orders:
-            res["basedOn"] = [_ref(orders[order_no])]
+        if order_no and order_no in based_on:
+            res["basedOn"] = based_on[order_no]
         number = r.value
         if number is not None:
             res["valueQuantity"] = _qty(number, unit)
@@ -476,7 +555,7 @@ class _Visit:
                 res["referenceRange"] = [rr]
         return _entry(res, system, value)
 
-    def charge_items(self, patient: J, encounter_url: str, org: J) -> list[J]:
+    def charge_items(self, patient: J, encounter: J, org: J) -> list[J]:
         out: list[J] = []
         fees = self.v.fees
         if not fees:
@@ -487,28 +566,24 @@ class _Visit:
         for f in fees:
             line_no, insurance_class = f.line_no, f.insurance_class
             value = f"{visit_no}/{line_no}"
-            code = _local(item_system, f.item_code, f.name)
-            national = f.national_code or to_nhsa.get(line_no)
-            if national:
-                code["coding"].append({"system": NHSA_LIST, "code": national})
+            code = _local(item_system, f.item_code, f.name,
+                          f.national_code or (to_nhsa[line_no] if line_no in to_nhsa else None))
             ext = [
                 {"url": _UNIT_PRICE, "valueMoney": {"value": f.unit_price, "currency": "CNY"}},
-                {"url": _CATEGORY,
-                 "valueCoding": {"system": NHSA_CHRGITM_TYPE, "code": f.category}},
+                _coded_extension(_CATEGORY, NHSA_CHRGITM_TYPE, f.category),
             ]
             if insurance_class:
-                ext.append({"url": _INSURANCE_CLASS,
-                            "valueCoding": {"system": NHSA_CHRGITM_LV, "code": insurance_class}})
+                ext.append(_coded_extension(_INSURANCE_CLASS, NHSA_CHRGITM_LV, insurance_class))
             res = {
                 "resourceType": "ChargeItem",
                 "extension": ext,
                 "identifier": [_ident(system, value)],
                 "status": "billable",
                 "code": code,
-                "subject": _ref(patient),
-                "context": {"reference": encounter_url},
+                "subject": patient,
+                "context": encounter,
                 "occurrenceDateTime": when,
-                "performingOrganization": _ref(org),
+                "performingOrganization": org,
                 "quantity": {"value": f.quantity},
                 "priceOverride": {"value": f.amount, "currency": "CNY"},
             }
@@ -516,6 +591,7 @@ class _Visit:
         return out
 
     def provenance(self, targets: list[J], org: J, recorded: str) -> J:
+        """``org``: the reference to the organisation."""
         env = self.env
         rid = deterministic_id(self.sys["visit-provenance"], self.visit_no)
         entity = [{"role": "source", "what": {"identifier": {
@@ -525,11 +601,8 @@ class _Visit:
             "id": rid,
             "target": [{"reference": t["fullUrl"]} for t in targets],
             "recorded": recorded,
-            "activity": {"coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "CREATE"}]},
-            "agent": [{"type": {"coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-                "code": "author"}]}, "who": _ref(org)}],
+            "activity": _CREATE,
+            "agent": [{"type": _AUTHOR, "who": org}],
             "entity": entity,
         }
         tr = self.tr
@@ -541,22 +614,24 @@ class _Visit:
 
     def bundle(self) -> J:
         org, doctor, patient = self.organization(), self.practitioner(), self.patient()
-        encounter_url = _keys(self.sys["visit"], self.visit_no)[0]
-        diagnoses = self.diagnoses(patient, encounter_url)
-        encounter = self.encounter(patient, org, doctor, diagnoses)
-        orders = self.service_requests(patient, encounter_url, doctor)
+        # one reference to each, shared by the resources that refer to it
+        org_ref, doctor_ref, patient_ref = _ref(org), _ref(doctor), _ref(patient)
+        encounter_ref = {"reference": _keys(self.sys["visit"], self.visit_no)[0]}
+        diagnoses = self.diagnoses(patient_ref, encounter_ref)
+        encounter = self.encounter(patient_ref, org_ref, doctor_ref, diagnoses)
+        orders = self.service_requests(patient_ref, encounter_ref, doctor_ref)
         clinical = [
             *diagnoses,
-            *self.symptoms(patient, encounter_url),
-            *self.medication_requests(patient, encounter_url, doctor),
+            *self.symptoms(patient_ref, encounter_ref),
+            *self.medication_requests(patient_ref, encounter_ref, doctor_ref),
             *orders.values(),
-            *self.observations(patient, encounter_url, orders),
-            *self.charge_items(patient, encounter_url, org),
+            *self.observations(patient_ref, encounter_ref, orders),
+            *self.charge_items(patient_ref, encounter_ref, org_ref),
         ]
         entries = [org, doctor, patient, encounter, *clinical]
         env = self.env
         recorded = _ts(env.received_at)
-        entries.append(self.provenance([patient, encounter, *clinical], org, recorded))
+        entries.append(self.provenance([patient, encounter, *clinical], org_ref, recorded))
         return {
             "resourceType": "Bundle",
             "identifier": _ident(self.sys["submission"], env.tracking_id),

@@ -11,10 +11,11 @@ ones (``terminology/conceptmaps/``). Never a guess: an unmapped code is reported
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from gateway import errors
 from gateway.envelope import Envelope, Translated
-from gateway.identifiers import org_scoped
-from gateway.render.fhir import ICD10_ALIASES
+from gateway.render.fhir import ICD10_ALIASES, org_systems
 from terminology.local_maps import hospital_first
 from terminology.translate import FHIR_GENDER, GBT_2261_1, Translation, translate
 
@@ -54,7 +55,8 @@ def run(env: Envelope, ctx) -> Envelope:
 
     unmapped, fee_codes, drug_codes, dx_codes = [], {}, {}, {}
     if local is not None:
-        fee_system = org_scoped(org, "fee-item")
+        systems = org_systems(org)  # the hospital's own code systems, made once
+        fee_system = systems["fee-item"]
         for i, fee in enumerate(visit.fees):
             if fee.national_code:
                 continue
@@ -64,7 +66,7 @@ def run(env: Envelope, ctx) -> Envelope:
             else:
                 unmapped.append(missing("fee-item", fee_system, fee.item_code,
                                         f"fees[{i}].item_code", "fee item"))
-        drug_system = org_scoped(org, "drug")
+        drug_system = systems["drug"]
         for i, drug in enumerate(visit.drugs):
             t = look("drug", drug_system, drug.code)
             if t:
@@ -80,7 +82,33 @@ def run(env: Envelope, ctx) -> Envelope:
             else:
                 unmapped.append(missing("diagnosis", dx.system, dx.code,
                                         f"diagnoses[{i}].code", "diagnosis"))
-    return env.with_(translated=Translated(
-        gender=gender.code, sex_gb=to_gb.code, map_versions=tuple(sorted(used)),
-        fee_codes=fee_codes, drug_codes=drug_codes, diagnosis_codes=dx_codes,
-        unmapped=tuple(unmapped), gaps=tuple(gaps)))
+    return env.with_(translated=_translated(
+        gender.code, to_gb.code, tuple(sorted(used)), fee_codes, drug_codes, dx_codes,
+        tuple(unmapped), tuple(gaps)))
+
+
+# Translated is a frozen dataclass: its generated __init__ sets each field through
+# object.__setattr__ in interpreted code (some 12 k instructions a visit). Made here as the
+# __init__ would make it, every field given, at a fraction of that; the fields are checked
+# against the dataclass's own list once, at import.
+_FIELDS = ("gender", "sex_gb", "map_versions", "fee_codes", "drug_codes", "diagnosis_codes",
+           "unmapped", "gaps")
+if tuple(f.name for f in fields(Translated)) != _FIELDS or hasattr(Translated, "__post_init__"):
+    raise RuntimeError("Translated changed: update gateway.stages.translate._translated")
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _translated(gender: str, sex_gb: str, map_versions: tuple, fee_codes: dict,
+                drug_codes: dict, diagnosis_codes: dict, unmapped: tuple,
+                gaps: tuple) -> Translated:
+    t = _new(Translated)
+    _set(t, "gender", gender)
+    _set(t, "sex_gb", sex_gb)
+    _set(t, "map_versions", map_versions)
+    _set(t, "fee_codes", fee_codes)
+    _set(t, "drug_codes", drug_codes)
+    _set(t, "diagnosis_codes", diagnosis_codes)
+    _set(t, "unmapped", unmapped)
+    _set(t, "gaps", gaps)
+    return t
