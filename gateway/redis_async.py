@@ -130,24 +130,28 @@ def unretried(url: str, **kwargs: Any) -> aioredis.Redis:
     return client(url, retry=Retry(NoBackoff(), 0), **kwargs)
 
 
-async def evalsha_many(ar: Any, commands: list[list[Any]], script: str) -> list[Any]:
+async def evalsha_many(ar: Any, commands: list[list[Any]], script: str,
+                       packed: bytes | None = None) -> list[Any]:
     """``EVALSHA`` calls of ``script`` (each command whole) in one round trip; the replies
     in order, an error in its place. When the server lost the script (a restart without
-    persistence) none of them ran: it is loaded and every call made again."""
+    persistence) none of them ran: it is loaded and every call made again. ``packed``:
+    as :func:`round_trip` has it."""
     for _attempt in range(2):
-        replies = await round_trip(ar, commands)
+        replies = await round_trip(ar, commands, packed)
         if not any(isinstance(x, redis.exceptions.NoScriptError) for x in replies):
             break
         await ar.script_load(script)
     return replies
 
 
-async def round_trip(ar: Any, commands: list[list[Any]]) -> list[Any]:
+async def round_trip(ar: Any, commands: list[list[Any]], packed: bytes | None = None
+                     ) -> list[Any]:
     """``commands`` sent together on one of ``ar``'s connections, the replies read in order
     as the server sent them (no response callbacks: ``SET`` gives ``b"OK"``), an error
     reply in its place — a redis-py pipeline without a transaction, without its bookkeeping
     per command. A connection that failed midway is closed, never reused: its replies are
-    unknown."""
+    unknown. ``packed``, when given: ``commands`` already in the Redis protocol, the bytes
+    the connection's own packing would make (``gateway.store.pack_commands``)."""
     pool = ar.connection_pool
     ours = type(pool) is ConnectionPool and issubclass(pool.connection_class, _HiredisPacking)
     # ours is taken and checked without awaiting (no other task can take it meanwhile): the
@@ -157,7 +161,9 @@ async def round_trip(ar: Any, commands: list[list[Any]]) -> list[Any]:
     try:
         if ours:
             if conn.idle_and_clean():
-                return await conn.exchange(conn.pack_all(commands), len(commands))
+                if packed is None:
+                    packed = conn.pack_all(commands)
+                return await conn.exchange(packed, len(commands))
             await pool.ensure_connection(conn)  # new, closed by the server, or holding bytes
         return await _read_in_turn(conn, commands)
     except BaseException:

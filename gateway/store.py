@@ -176,6 +176,45 @@ _SCRIPT = (Path(__file__).parent / "commit.lua").read_text()
 _SHA = hashlib.sha1(_SCRIPT.encode()).hexdigest()
 
 
+# -- the Redis protocol ----------------------------------------------------------------------
+# The commits and the index's calls are packed here, compiled (setup.py), rather than by
+# hiredis's pack_command (what redis-py's hiredis serializer calls): that one copies every
+# argument into a string of its own and formats each length with sprintf — about 37 k
+# instructions for a commit, several times this. The bytes are the same.
+_COUNTS = tuple(b"*%d" % i for i in range(64))  # a command's "*N" line, without its CRLF
+_LENGTHS = tuple(b"$%d" % i for i in range(4096))  # an argument's "$N" line, likewise
+
+
+def pack_commands(commands: list[list[Any]]) -> bytes | None:
+    """``commands`` in the Redis protocol, back to back: the bytes redis-py's hiredis
+    serializer sends for them (str as UTF-8, int in decimal, bytes as they are). None when
+    an argument is of any other type (a subclass too), or the first is not a plain word
+    (redis-py splits it at spaces): the caller packs those its usual way."""
+    parts: list[bytes] = []
+    append = parts.append
+    for command in commands:
+        n = len(command)
+        first = command[0] if n else None
+        if type(first) is not str or not first.isalnum():
+            return None
+        append(_COUNTS[n] if n < 64 else b"*%d" % n)
+        for arg in command:
+            kind = type(arg)
+            if kind is str:
+                data = arg.encode()
+            elif kind is bytes:
+                data = arg
+            elif kind is int:
+                data = str(arg).encode()
+            else:
+                return None
+            size = len(data)
+            append(_LENGTHS[size] if size < 4096 else b"$%d" % size)
+            append(data)
+    append(b"")  # every line ends with CRLF, the last one too
+    return b"\r\n".join(parts)
+
+
 class AlreadySeen(Exception):
     """The outbox's ``unless`` key was there: it was written before (nothing written now)."""
 
@@ -266,7 +305,8 @@ async def commit_many_async(ar: Any, boxes: list[Outbox]) -> list[Exception | No
     if not boxes:
         return []
     try:
-        replies = await evalsha_many(ar, [_script_args(box) for box in boxes], _SCRIPT)
+        commands = [_script_args(box) for box in boxes]
+        replies = await evalsha_many(ar, commands, _SCRIPT, pack_commands(commands))
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
         return [exc] * len(boxes)
     return [x if isinstance(x, Exception) else None if x == 1 else

@@ -149,3 +149,17 @@ def test_commands_packed_together_are_the_bytes_redis_py_sends():
     packed = redis_async._packed(Connection)()
     commands = [list(c) for c in COMMANDS]
     assert packed.pack_all(commands) == b"".join(Connection().pack_commands(commands))
+
+
+def test_commands_packed_by_the_store_are_the_bytes_redis_py_sends():
+    from gateway.store import pack_commands
+
+    commands = [list(c) for c in COMMANDS if type(c[0]) is str and " " not in c[0]] + [
+        ["EVALSHA", "ab" * 20, 2, "gw:k:中文", b"\x00\xff" * 3000, -7, 0, 10 ** 20, "",
+         "x" * 5000, "患者"]]
+    assert pack_commands(commands) == b"".join(Connection().pack_commands(commands))
+    # anything else is left to the connection's own packing
+    assert pack_commands([["CONFIG GET", "save"]]) is None
+    assert pack_commands([[b"GET", "k"]]) is None
+    assert pack_commands([["SET", "k", True]]) is None
+    assert pack_commands([["SET", "k", 1.5]]) is None

@@ -35,6 +35,7 @@ from pypinyin import lazy_pinyin
 
 from gateway.identifiers import CardType, deterministic_id
 from gateway.redis_async import evalsha_many
+from gateway.store import pack_commands
 
 HERE = Path(__file__).parent
 STRONG = frozenset({CardType.CITIZEN_ID, CardType.SSC_CARD_NO, CardType.SSC_CARD_ID,
@@ -168,8 +169,9 @@ class Empi:
         out, args = _requests(requests)
         if not args:
             return _answers(out, args, [])
-        replies = await evalsha_many(ar, [["EVALSHA", self._resolve.sha, 0, *a] for a in args],
-                                     self._resolve.script)
+        commands = [["EVALSHA", self._resolve.sha, 0, *a] for a in args]
+        replies = await evalsha_many(ar, commands, self._resolve.script,
+                                     pack_commands(commands))
         return _answers(out, args, replies)
 
     def _evalsha_many(self, args: list[list[str]]) -> list[Any]:
