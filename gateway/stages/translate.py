@@ -11,7 +11,6 @@ ones (``terminology/conceptmaps/``). Never a guess: an unmapped code is reported
 
 from __future__ import annotations
 
-from dataclasses import fields
 
 from gateway import errors
 from gateway.envelope import Envelope, Translated
@@ -82,33 +81,6 @@ def run(env: Envelope, ctx) -> Envelope:
             else:
                 unmapped.append(missing("diagnosis", dx.system, dx.code,
                                         f"diagnoses[{i}].code", "diagnosis"))
-    return env.with_(translated=_translated(
+    return env.with_(translated=Translated(
         gender.code, to_gb.code, tuple(sorted(used)), fee_codes, drug_codes, dx_codes,
         tuple(unmapped), tuple(gaps)))
-
-
-# Translated is a frozen dataclass: its generated __init__ sets each field through
-# object.__setattr__ in interpreted code (some 12 k instructions a visit). Made here as the
-# __init__ would make it, every field given, at a fraction of that; the fields are checked
-# against the dataclass's own list once, at import.
-_FIELDS = ("gender", "sex_gb", "map_versions", "fee_codes", "drug_codes", "diagnosis_codes",
-           "unmapped", "gaps")
-if tuple(f.name for f in fields(Translated)) != _FIELDS or hasattr(Translated, "__post_init__"):
-    raise RuntimeError("Translated changed: update gateway.stages.translate._translated")
-_new = object.__new__
-_set = object.__setattr__
-
-
-def _translated(gender: str, sex_gb: str, map_versions: tuple, fee_codes: dict,
-                drug_codes: dict, diagnosis_codes: dict, unmapped: tuple,
-                gaps: tuple) -> Translated:
-    t = _new(Translated)
-    _set(t, "gender", gender)
-    _set(t, "sex_gb", sex_gb)
-    _set(t, "map_versions", map_versions)
-    _set(t, "fee_codes", fee_codes)
-    _set(t, "drug_codes", drug_codes)
-    _set(t, "diagnosis_codes", diagnosis_codes)
-    _set(t, "unmapped", unmapped)
-    _set(t, "gaps", gaps)
-    return t
