@@ -31,7 +31,7 @@ COMPILED = [
     "gateway/hl7/ack.py", "gateway/hl7/charset.py", "gateway/hl7/escape.py",
     "gateway/hl7/listener.py", "gateway/hl7/message.py", "gateway/hl7/mllp.py",
     "gateway/identifiers.py", "gateway/identity/empi.py", "gateway/insurance/visits.py",
-    "gateway/jsonio.py", "gateway/orgs.py", "gateway/pipeline.py",
+    "gateway/jsonio.py", "gateway/orgs.py", "gateway/pipeline.py", "gateway/redis_async.py",
     "gateway/render/fhir.py", "gateway/stages/identify.py", "gateway/stages/ingest_v2.py",
     "gateway/stages/parse.py", "gateway/stages/parse_v2.py", "gateway/stages/render.py",
     "gateway/stages/route.py", "gateway/stages/translate.py", "gateway/stages/validate.py",
