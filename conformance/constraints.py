@@ -5,7 +5,8 @@ An invariant is kept as ``Invariant`` (guard, test, decide, any_value) so the ob
 walker can run an object's own invariants in one loop, calling only the native test
 (``invariants.py``) while it holds: ``guard`` — a key without which the test holds (not
 called at all); ``test(node, ctx)`` — True, False, or None (undecided); ``decide`` —
-fhirpathpy for undecided, the issue for a failure.
+fhirpathpy for undecided, the issue for a failure (and, with warnings wanted, an
+information issue for an invariant fhirpathpy cannot evaluate either).
 """
 
 from __future__ import annotations
@@ -47,10 +48,16 @@ def invariant(con: list, base_path: str, fhirpath: FhirPath,
     if severity not in ("error", "warning"):
         severity = "warning"
     text = f"{human} ({key})"
+    unchecked = f"{text} was not checked: the FHIRPath engine cannot evaluate {expression!r}"
 
     def decide(ok, v, p, ctx):
         if ok is None:
             ok = fhirpath.holds(expression, base_path, v, ctx)
+            if ok is None:  # said, not passed silently (only where warnings are wanted)
+                if warnings:
+                    ctx.out.append(issue(unchecked, p, code="informational",
+                                         severity="information", error_code="6006"))
+                return
         if ok is False:
             ctx.out.append(issue(text, p, code="invariant", severity=severity,
                                  error_code="6005"))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import threading
 from datetime import datetime
+from decimal import Decimal
 from collections.abc import Callable
 from typing import Any
 
@@ -177,10 +178,6 @@ def _ref1(n: dict, ctx: Any) -> bool:
     return ref[1:] in {str(c.get("id")) for c in _contained(root)}
 
 
-def _both_or_none(a: str, b: str) -> Native:
-    return lambda n, ctx: True if a not in n or b not in n else None
-
-
 def _per1(n: dict, ctx: Any) -> bool | None:
     """start <= end, when both are there and comparable (same precision; FHIRPath leaves
     other comparisons empty, i.e. passing)."""
@@ -210,6 +207,41 @@ def _drt1(n: dict, ctx: Any) -> bool | None:
             int, float):
         return True
     return None
+
+
+_NUMBER = (int, float, Decimal)  # a JSON number as read (orjson) or as rendered (Decimal)
+
+
+def _age1(n: dict, ctx: Any) -> bool | None:
+    """A code when there is a value, UCUM when there is a system, a positive value; with an
+    extension on the value, code or system, or a value that is not a number, fhirpathpy
+    decides."""
+    if "_value" in n or "_code" in n or "_system" in n:
+        return None
+    value = n.get("value")
+    if value is not None and type(value) not in _NUMBER:
+        return None
+    if value is not None and "code" not in n:
+        return False
+    if "system" in n and n["system"] != UCUM:
+        return False
+    return value is None or value > 0
+
+
+def _rng2(n: dict, ctx: Any) -> bool | None:
+    """low <= high when both are numbers in the same UCUM unit; any other pair (units to
+    convert, no UCUM system, a missing value) fhirpathpy decides."""
+    low, high = n.get("low"), n.get("high")
+    if low is None or high is None:
+        return True
+    if type(low) is not dict or type(high) is not dict:
+        return None
+    a, b = low.get("value"), high.get("value")
+    if type(a) not in _NUMBER or type(b) not in _NUMBER or "code" not in low \
+            or low.get("code") != high.get("code") or low.get("system") != UCUM \
+            or high.get("system") != UCUM:
+        return None
+    return a <= b
 
 
 def citizen_id_check_digit(value: Any) -> bool:
@@ -317,7 +349,9 @@ NATIVE: dict[str, tuple[str, Native]] = {
               lambda n, ctx: "orderDetail" not in n or "code" in n),
     "per-1": ("start.hasValue().not() or end.hasValue().not() or (start <= end)",
               _per1),
-    "rng-2": ("low.empty() or high.empty() or (low <= high)", _both_or_none("low", "high")),
+    "rng-2": ("low.empty() or high.empty() or (low <= high)", _rng2),
+    "age-1": ("(code.exists() or value.empty()) and (system.empty() or system = %ucum) and "
+              "(value.empty() or value.hasValue().not() or value > 0)", _age1),
     "qty-3": ("code.empty() or system.exists()", lambda n, ctx: "code" not in n or "system" in n),
     "cpt-2": ("value.empty() or system.exists()", lambda n, ctx: "value" not in n or "system" in n),
     "sqty-1": ("comparator.empty()", _sqty1),

@@ -134,6 +134,8 @@ CASES = {
 
 # fhirpathpy cannot evaluate these expressions; their natives are checked by hand below
 UNEVALUABLE = {"bdl-10": "hasValue() is not implemented",
+               "age-1": "hasValue() is not implemented",
+               "rng-2": "two Quantities are not compared",
                "dom-3": "as() on a collection raises"}
 
 
@@ -175,7 +177,8 @@ def test_citizen_id_check_digit_agrees_with_its_fhirpath(value):
 
 
 def test_every_native_has_a_case():
-    assert set(NATIVE) - set(CASES) <= {"ele-1", "txt-1", "txt-2", "per-1", "rng-2", "pat-cn-1"}
+    assert set(NATIVE) - set(CASES) <= {"ele-1", "txt-1", "txt-2", "per-1", "age-1", "rng-2",
+                                        "pat-cn-1"}
 
 
 @pytest.mark.parametrize("key,node,holds", [
@@ -191,8 +194,45 @@ def test_every_native_has_a_case():
     ("per-1", {"start": "2026-01-02", "end": "2026-01-01"}, False),
     ("per-1", {"start": "2026-01-01T10:00:00+08:00", "end": "2026-01-01T03:00:00Z"}, True),
     ("per-1", {"start": "2026-01-01T10:00:00+08:00", "end": "2026-01-01T01:00:00Z"}, False),
+    ("age-1", {"value": 52, "unit": "years", "system": "http://unitsofmeasure.org",
+               "code": "a"}, True),
+    ("age-1", {"value": 52, "unit": "years"}, False),  # a value without a code
+    ("age-1", {"value": 52, "system": "http://x", "code": "a"}, False),  # not UCUM
+    ("age-1", {"value": -1, "system": "http://unitsofmeasure.org", "code": "a"}, False),
+    ("age-1", {"unit": "years"}, True),
+    ("rng-2", {"low": {"value": 3, "code": "mg", "system": "http://unitsofmeasure.org"},
+               "high": {"value": 2, "code": "mg", "system": "http://unitsofmeasure.org"}}, False),
+    ("rng-2", {"low": {"value": 2, "code": "mg", "system": "http://unitsofmeasure.org"},
+               "high": {"value": 2.5, "code": "mg", "system": "http://unitsofmeasure.org"}}, True),
+    ("rng-2", {"low": {"value": 3, "code": "mg", "system": "http://unitsofmeasure.org"},
+               "high": {"value": 2, "code": "g", "system": "http://unitsofmeasure.org"}}, None),
+    ("rng-2", {"low": {"value": 3}}, True),
     ("ele-1", {"id": "a"}, False),
     ("ele-1", {"id": "a", "text": "b"}, True),
 ])
 def test_natives_fhirpathpy_cannot_check(key, node, holds):
     assert NATIVE[key][1](node, _Ctx(node)) is holds
+
+
+def test_an_invariant_no_engine_can_evaluate_is_reported_not_passed():
+    """rng-2 across units (mg to g) is for the FHIRPath engine, which cannot compare two
+    Quantities: the full validation says so (information, 6006, where); the errors-only
+    validation that decides a visit's fate passes it, as before."""
+    from conformance.validator import validator
+
+    ucum = "http://unitsofmeasure.org"
+    obs = {"resourceType": "Observation", "id": "o", "status": "final", "code": {"text": "x"},
+           "valueRange": {"low": {"value": 1, "unit": "mg", "system": ucum, "code": "mg"},
+                          "high": {"value": 2, "unit": "g", "system": ucum, "code": "g"}}}
+    issues = validator().validate(obs)
+    unchecked = [i for i in issues if i["code"] == "informational"]
+    assert len(unchecked) == 1, issues
+    assert unchecked[0]["severity"] == "information"
+    assert unchecked[0]["expression"] == ["Observation.valueRange"]
+    assert unchecked[0]["details"]["coding"][0]["code"] == "6006"
+    assert "(rng-2) was not checked" in unchecked[0]["details"]["text"]
+    assert validator(warnings=False).validate(obs) == []
+    same_unit = {**obs, "valueRange": {"low": {**obs["valueRange"]["low"], "value": 3},
+                                       "high": {**obs["valueRange"]["low"], "value": 2}}}
+    assert [i["details"]["text"][-7:] for i in validator(warnings=False).validate(same_unit)] \
+        == ["(rng-2)"]
