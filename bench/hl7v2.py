@@ -25,8 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.hl7v2.engine import map_message  # noqa: E402
 from gateway.hl7.message import parse  # noqa: E402
-from gateway.hl7.outbound import to_v2  # noqa: E402
-from gateway.synth import generate  # noqa: E402
+from gateway.synth import generate, v2_messages  # noqa: E402
 from gateway.visit import OutpatientVisit  # noqa: E402
 
 ORG = "H11010100001"
@@ -34,14 +33,8 @@ NOW = datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
 
 
 def messages(n: int, seed: int) -> list[bytes]:
-    out: list[bytes] = []
-    for i, visit in enumerate(generate(n, org=ORG, seed=seed)):
-        kinds = ["ADT^A04"] + (["DFT^P03"] if visit.fees else []) + (
-            ["ORU^R01"] if visit.labs and visit.results else [])
-        for kind in kinds:
-            out.append(to_v2(visit, kind, control_id=f"B{seed}-{i}-{kind[:3]}", now=NOW,
-                             charset="gb18030" if i % 2 else "utf-8"))
-    return out
+    return list(v2_messages(generate(n, org=ORG, seed=seed), prefix=f"B{seed}",
+                            charsets=("utf-8", "gb18030"), now=NOW))
 
 
 def bench_parse_map(n: int, rounds: int = 5) -> None:

@@ -416,12 +416,29 @@ def synth(
     orgs: int = typer.Option(3, help="number of synthetic hospitals when --org is not given"),
     seed: int = typer.Option(0),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="file (default: stdout)"),
+    format: str = typer.Option(  # noqa: A002
+        "json", "--format", help="json: canonical visits, one per line | v2: each visit's "
+                                 "HL7 v2.5 messages (ADT^A04, DFT^P03, ORU^R01), a line feed after each"),
+    charset: str = typer.Option("utf-8", help="v2: utf-8 | gb18030 | mixed (visits alternate)"),
 ) -> None:
-    """Write realistic synthetic canonical visits as JSON lines."""
-    from gateway.synth import generate, write_jsonl
+    """Write realistic synthetic outpatient visits: canonical JSON lines, or HL7 v2 messages."""
+    from gateway.synth import generate, v2_messages, write_jsonl, write_v2
 
+    if format not in ("json", "v2"):
+        raise typer.BadParameter("json or v2", param_hint="--format")
+    charsets = {"utf-8": ("utf-8",), "gb18030": ("gb18030",), "mixed": ("utf-8", "gb18030")}
+    if charset not in charsets:
+        raise typer.BadParameter("utf-8, gb18030 or mixed", param_hint="--charset")
     items = generate(visits, org=org, seed=seed, orgs=orgs)
-    if out:
+    if format == "v2":
+        messages = v2_messages(items, prefix=f"S{seed}", charsets=charsets[charset])
+        if out:
+            with out.open("wb") as fp:
+                write_v2(messages, fp)
+        else:
+            write_v2(messages, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+    elif out:
         with out.open("w", encoding="utf-8") as fp:
             write_jsonl(items, fp)
     else:

@@ -87,16 +87,19 @@ def unpack(raw: bytes) -> bytes:
 def train(size: int = 32 * 1024) -> Path:
     """Train the next dictionary on synthetic visits (canonical JSON, their Bundles, and the
     Bundles of HL7 v2 messages) and write it as ``compression-N.zdict``."""
-    from bench.hl7v2 import messages
+    from datetime import datetime, timezone
+
     from gateway.convert import convert_envelope
     from gateway.jsonio import dumps
-    from gateway.synth import generate
+    from gateway.synth import generate, v2_messages
 
     samples = []
     for visit in generate(400, seed=1001):
         canonical = visit.to_json()
         samples += [canonical, dumps(convert_envelope(canonical).bundle)]
-    for raw in messages(130, seed=1001):
+    now = datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
+    for raw in v2_messages(generate(130, org="H11010100001", seed=1001), prefix="B1001",
+                           charsets=("utf-8", "gb18030"), now=now):
         env = convert_envelope(raw)
         if env.bundle is not None:
             samples.append(dumps(env.bundle))

@@ -12,6 +12,9 @@ match their reference ranges, and fee lines with NHSA categories.
 Everything is driven by ``random.Random(seed)``: the same arguments always give the same
 visits, byte for byte. Visit times fall on a fixed 2026 date range in +08:00.
 
+``v2_messages`` gives the same visits as the HL7 v2.5 messages a HIS sends for them
+(``gateway synth --format v2``).
+
     python -m gateway.synth 1000 --seed 7 > visits.jsonl
 """
 
@@ -657,6 +660,39 @@ def write_jsonl(visits: Iterable[OutpatientVisit], fp: IO[str]) -> int:
     for visit in visits:
         fp.write(visit.to_json().decode())
         fp.write("\n")
+        count += 1
+    return count
+
+
+def v2_kinds(visit: OutpatientVisit) -> list[str]:
+    """The HL7 v2 messages a HIS sends for ``visit``: ADT^A04 (registration), DFT^P03 when
+    it has fee lines, ORU^R01 when it has lab results."""
+    return ["ADT^A04"] + (["DFT^P03"] if visit.fees else []) + (
+        ["ORU^R01"] if visit.labs and visit.results else [])
+
+
+def v2_messages(visits: Iterable[OutpatientVisit], *, prefix: str = "S",
+                charsets: tuple[str, ...] = ("utf-8",),
+                now: datetime | None = None) -> Iterator[bytes]:
+    """Each visit as its HL7 v2.5 messages (``v2_kinds``; ER7, ``\r`` after each segment):
+    MSH-10 ``{prefix}-{i}-ADT`` for visit ``i``, visit ``i`` encoded in
+    ``charsets[i % len(charsets)]`` (``utf-8`` / ``gb18030``), MSH-7 ``now`` or else the
+    visit's registration time (the same visits give the same bytes)."""
+    from gateway.hl7.outbound import to_v2  # hl7apy: loaded only when messages are wanted
+
+    for i, visit in enumerate(visits):
+        for kind in v2_kinds(visit):
+            yield to_v2(visit, kind, control_id=f"{prefix}-{i}-{kind[:3]}",
+                        now=now or visit.visit_time, charset=charsets[i % len(charsets)])
+
+
+def write_v2(messages: Iterable[bytes], fp: IO[bytes]) -> int:
+    """Messages one after another, each followed by a line feed (what file readers such as
+    HAPI's message iterator and ``gateway convert`` expect); returns how many."""
+    count = 0
+    for message in messages:
+        fp.write(message)
+        fp.write(b"\n")
         count += 1
     return count
 

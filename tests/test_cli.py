@@ -27,6 +27,37 @@ def test_synth_then_convert(tmp_path):
     assert bundle["resourceType"] == "Bundle" and bundle["type"] == "transaction"
 
 
+def test_synth_v2_then_convert(tmp_path):
+    """`synth --format v2`: each visit's messages (ADT^A04, then DFT^P03 / ORU^R01 as it has
+    fees / results), a line feed after each, alternating charsets with `mixed`; every one
+    converts to a Bundle; the same seed writes the same bytes."""
+    out = tmp_path / "msgs.hl7"
+    args = ("synth", "--visits", "4", "--org", "H11010100001", "--seed", "5", "--format", "v2",
+            "--charset", "mixed")
+    made = _run(*args, "--out", str(out))
+    assert made.returncode == 0, made.stderr
+    data = out.read_bytes()
+    messages = data.split(b"\n")[:-1]
+    assert data.endswith(b"\r\n") and len(messages) >= 4
+    assert all(m.startswith(b"MSH|^~\\&|") for m in messages)
+    types = [m.split(b"|")[8].decode() for m in messages]
+    assert types[0] == "ADT^A04^ADT_A01" and set(types) <= {
+        "ADT^A04^ADT_A01", "DFT^P03^DFT_P03", "ORU^R01^ORU_R01"}
+    assert types.count("ADT^A04^ADT_A01") == 4
+    assert {m.split(b"\r", 1)[0].rsplit(b"|", 1)[-1] for m in messages} == {
+        b"UNICODE UTF-8", b"GB 18030-2000"}
+    for i, message in enumerate(messages):
+        path = tmp_path / f"m{i}.hl7"
+        path.write_bytes(message)
+        conv = _run("convert", str(path), "--org", "H11010100001")
+        assert conv.returncode == 0, (i, conv.stdout[:500])
+        assert json.loads(conv.stdout)["type"] == "transaction"
+    again = subprocess.run(gateway_cmd(*args), capture_output=True, cwd=ROOT)
+    assert again.returncode == 0 and again.stdout == data
+    wrong = _run("synth", "--visits", "1", "--format", "xml")
+    assert wrong.returncode == 2 and "json or v2" in wrong.stderr
+
+
 def test_convert_reports_an_invalid_visit(tmp_path):
     bad = json.loads(VISIT_INPUT.read_text(encoding="utf-8"))
     bad["patient"]["cards"][1]["value"] = "110101198506150011"
