@@ -664,7 +664,7 @@ def write_jsonl(visits: Iterable[OutpatientVisit], fp: IO[str]) -> int:
     return count
 
 
-def v2_kinds(visit: OutpatientVisit) -> list[str]:
+def _v2_kinds(visit: OutpatientVisit) -> list[str]:
     """The HL7 v2 messages a HIS sends for ``visit``: ADT^A04 (registration), DFT^P03 when
     it has fee lines, ORU^R01 when it has lab results."""
     return ["ADT^A04"] + (["DFT^P03"] if visit.fees else []) + (
@@ -674,21 +674,21 @@ def v2_kinds(visit: OutpatientVisit) -> list[str]:
 def v2_messages(visits: Iterable[OutpatientVisit], *, prefix: str = "S",
                 charsets: tuple[str, ...] = ("utf-8",),
                 now: datetime | None = None) -> Iterator[bytes]:
-    """Each visit as its HL7 v2.5 messages (``v2_kinds``; ER7, ``\r`` after each segment):
+    """Each visit as its HL7 v2.5 messages (``_v2_kinds``; ER7, a CR after each segment):
     MSH-10 ``{prefix}-{i}-ADT`` for visit ``i``, visit ``i`` encoded in
     ``charsets[i % len(charsets)]`` (``utf-8`` / ``gb18030``), MSH-7 ``now`` or else the
     visit's registration time (the same visits give the same bytes)."""
     from gateway.hl7.outbound import to_v2  # hl7apy: loaded only when messages are wanted
 
     for i, visit in enumerate(visits):
-        for kind in v2_kinds(visit):
+        for kind in _v2_kinds(visit):
             yield to_v2(visit, kind, control_id=f"{prefix}-{i}-{kind[:3]}",
                         now=now or visit.visit_time, charset=charsets[i % len(charsets)])
 
 
 def write_v2(messages: Iterable[bytes], fp: IO[bytes]) -> int:
-    """Messages one after another, each followed by a line feed (what file readers such as
-    HAPI's message iterator and ``gateway convert`` expect); returns how many."""
+    """Messages one after another, each followed by a line feed (a file of messages as
+    integration engines read one, e.g. HAPI's message iterator); returns how many."""
     count = 0
     for message in messages:
         fp.write(message)
