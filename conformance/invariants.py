@@ -11,7 +11,7 @@ gets fhirpathpy; ``tests/test_validator_invariants.py`` checks natives against f
 
 fhirpathpy verdicts are cached per (expression, node) when the expression does not look
 outside its node (no ``%resource``, ``%rootResource``, ``resolve()``). ``htmlChecks()``
-(txt-1, txt-2: the narrative's XHTML rules) is not evaluated.
+(txt-1, txt-2: the narrative's XHTML rules) is native: lxml reads the ``div``.
 """
 
 from __future__ import annotations
@@ -244,6 +244,74 @@ def _rng2(n: dict, ctx: Any) -> bool | None:
     return a <= b
 
 
+# txt-1: the XHTML a narrative may hold (HTML 4.0 formatting, tables, lists, links and
+# images; no scripts, forms, frames, objects, head / body or event attributes) — the
+# element and attribute names the FHIR reference validator accepts (``htmlChecks()``)
+XHTML = "http://www.w3.org/1999/xhtml"
+_HTML_ELEMENTS = frozenset((
+    "p br div h1 h2 h3 h4 h5 h6 a span b em i strong small big tt dfn q var abbr acronym "
+    "cite blockquote hr address bdo kbd sub sup ul ol li dl dt dd pre table caption "
+    "colgroup col thead tr tfoot tbody th td code samp img map area").split())
+_HTML_ATTRIBUTES = frozenset((
+    "title style class id lang {http://www.w3.org/XML/1998/namespace}lang dir accesskey "
+    "tabindex span width align valign char charoff abbr axis headers scope rowspan "
+    "colspan").split())
+_HTML_ELEMENT_ATTRIBUTES = frozenset((
+    "a.href a.name a.charset a.type a.hreflang a.rel a.rev a.shape a.coords img.src "
+    "img.border img.alt img.longdesc img.height img.width img.usemap img.ismap map.name "
+    "area.shape area.coords area.href area.nohref area.alt table.summary table.width "
+    "table.border table.frame table.rules table.cellspacing table.cellpadding pre.space "
+    "td.nowrap blockquote.cite q.cite").split())
+_ENTITY = re.compile(r"&([A-Za-z][A-Za-z0-9]*);")
+_XML_ENTITIES = frozenset(("lt", "gt", "amp", "quot", "apos"))
+
+
+def _xhtml(div: Any) -> Any:
+    """The narrative's ``div`` parsed (HTML's named entities read as the characters they
+    name), or None when it is not well-formed XML. No DTD, no network, no entity expansion
+    beyond that."""
+    from html.entities import name2codepoint
+
+    from lxml import etree
+
+    if type(div) is not str:
+        return None
+    text = _ENTITY.sub(lambda m: m.group(0) if m.group(1) in _XML_ENTITIES else (
+        f"&#{name2codepoint[m.group(1)]};" if m.group(1) in name2codepoint else m.group(0)), div)
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    try:
+        return etree.fromstring(text.encode("utf-8"), parser)
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+
+
+def _txt1(div: Any, ctx: Any) -> bool:
+    """An XHTML ``div`` holding only the narrative's elements and attributes."""
+    root = _xhtml(div)
+    if root is None or root.tag != f"{{{XHTML}}}div":
+        return False
+    for el in root.iter():
+        if not isinstance(el.tag, str):  # a comment or processing instruction
+            continue
+        ns, _, name = el.tag[1:].partition("}") if el.tag[:1] == "{" else ("", "", el.tag)
+        if ns != XHTML or name not in _HTML_ELEMENTS:
+            return False
+        for attr in el.attrib:
+            if attr not in _HTML_ATTRIBUTES and f"{name}.{attr}" not in _HTML_ELEMENT_ATTRIBUTES:
+                return False
+    return True
+
+
+def _txt2(div: Any, ctx: Any) -> bool:
+    """Some content: text other than whitespace, or an image (a ``div`` that is not XML at
+    all is txt-1's to report)."""
+    root = _xhtml(div)
+    if root is None:
+        return True
+    return any(t.strip() for t in root.itertext()) or \
+        next(root.iter(f"{{{XHTML}}}img"), None) is not None
+
+
 def citizen_id_check_digit(value: Any) -> bool:
     """GB 11643: 17 digits and a check digit (0-9 or X) — what pat-cn-1 states in FHIRPath."""
     if type(value) is not str or len(value) != 18 or not value[:17].isdigit() \
@@ -360,8 +428,8 @@ NATIVE: dict[str, tuple[str, Native]] = {
               lambda n, ctx: "data" not in n or "contentType" in n),
     "ref-1": ("reference.startsWith('#').not() or (reference.substring(1).trace('url') in "
               "%rootResource.contained.id.trace('ids'))", _ref1),
-    "txt-1": ("htmlChecks()", lambda n, ctx: True),
-    "txt-2": ("htmlChecks()", lambda n, ctx: True),
+    "txt-1": ("htmlChecks()", _txt1),
+    "txt-2": ("htmlChecks()", _txt2),
     # the project's own (profiles/): the expressions are in the StructureDefinitions
     "pat-cn-1": ("", lambda n, ctx: citizen_id_check_digit(n)),
     "pat-cn-2": ("", lambda n, ctx: any(_card_identifier(i) for i in n.get("identifier", ()))),
@@ -381,7 +449,7 @@ GUARDS = {"dom-2": "contained", "dom-3": "contained", "dom-4": "contained",
           "cpt-2": "value", "att-1": "data", "ref-1": "reference"}
 
 # natives whose context is a primitive value (the others are given JSON objects only)
-PRIMITIVE_CONTEXT = frozenset({"pat-cn-1"})
+PRIMITIVE_CONTEXT = frozenset({"pat-cn-1", "txt-1", "txt-2"})
 
 
 def native(key: str, expression: str, project_expressions: dict[str, str]) -> Native | None:

@@ -133,6 +133,7 @@ CASES = {
 
 
 # fhirpathpy cannot evaluate these expressions; their natives are checked by hand below
+# (as are txt-1 / txt-2: fhirpathpy has no htmlChecks())
 UNEVALUABLE = {"bdl-10": "hasValue() is not implemented",
                "age-1": "hasValue() is not implemented",
                "rng-2": "two Quantities are not compared",
@@ -207,6 +208,17 @@ def test_every_native_has_a_case():
     ("rng-2", {"low": {"value": 3, "code": "mg", "system": "http://unitsofmeasure.org"},
                "high": {"value": 2, "code": "g", "system": "http://unitsofmeasure.org"}}, None),
     ("rng-2", {"low": {"value": 3}}, True),
+    ("txt-1", '<div xmlns="http://www.w3.org/1999/xhtml"><p>张三&nbsp;<b>x</b></p>'
+              '<table class="grid"><tr><td colspan="2"><a href="#x">l</a></td></tr></table></div>',
+     True),
+    ("txt-1", '<div xmlns="http://www.w3.org/1999/xhtml"><script>alert(1)</script></div>', False),
+    ("txt-1", '<div xmlns="http://www.w3.org/1999/xhtml"><p onclick="f()">x</p></div>', False),
+    ("txt-1", '<div xmlns="http://www.w3.org/1999/xhtml"><p>x</div>', False),  # not XML
+    ("txt-1", "<div>x</div>", False),  # not in the XHTML namespace
+    ("txt-1", '<p xmlns="http://www.w3.org/1999/xhtml">x</p>', False),  # not a div
+    ("txt-2", '<div xmlns="http://www.w3.org/1999/xhtml">\n  <pre> </pre></div>', False),
+    ("txt-2", '<div xmlns="http://www.w3.org/1999/xhtml"><img src="#a"/></div>', True),
+    ("txt-2", '<div xmlns="http://www.w3.org/1999/xhtml"><p>x</p></div>', True),
     ("ele-1", {"id": "a"}, False),
     ("ele-1", {"id": "a", "text": "b"}, True),
 ])
@@ -236,3 +248,14 @@ def test_an_invariant_no_engine_can_evaluate_is_reported_not_passed():
                                        "high": {**obs["valueRange"]["low"], "value": 2}}}
     assert [i["details"]["text"][-7:] for i in validator(warnings=False).validate(same_unit)] \
         == ["(rng-2)"]
+
+
+def test_a_narrative_with_a_script_is_an_error_where_it_is():
+    from conformance.validator import validator
+
+    patient = {"resourceType": "Patient", "id": "p", "text": {
+        "status": "generated",
+        "div": '<div xmlns="http://www.w3.org/1999/xhtml"><script>x()</script>李明</div>'}}
+    errors = [i for i in validator().validate(patient) if i["severity"] == "error"]
+    assert [(i["expression"], i["details"]["text"][-7:]) for i in errors] == [
+        (["Patient.text.div"], "(txt-1)")]
