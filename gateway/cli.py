@@ -478,6 +478,8 @@ from gateway.commands import insurance as _insurance  # noqa: E402
 
 _insurance.register(app, peers_app)
 
+from gateway.commands.send_v2 import send_v2 as _send_v2  # noqa: E402
 from gateway.commands.validate import validate as _validate  # noqa: E402
 
 app.command("validate")(_validate)
+app.command("send-v2")(_send_v2)

@@ -231,3 +231,37 @@ def test_an_envelope_copy_changes_only_what_it_names_and_refuses_unknown_names()
     assert second.content_type == first.content_type == "application/hl7-v2"
     with pytest.raises(TypeError, match="no field bogus, nope"):
         first.with_(tracking_id="T3", nope=1, bogus=2)
+
+
+def test_send_v2_command_reports_each_acknowledgement(v2gw, tmp_path):
+    """`gateway send-v2` as a HIS vendor runs it: a file of two messages (one with LF
+    segment endings, as a hand-edited file has them) and a file with a content error; one
+    line per message, exit 1 for the AE. A receiver that is not there: exit 2, nothing sent."""
+    import subprocess
+
+    from tests.support import ROOT, free_port, gateway_cmd
+
+    good = tmp_path / "good.hl7"
+    good.write_bytes(_with_control_id(_msg("dft_p03"), "SEND1") + b"\n"
+                     + _with_control_id(_msg("oru_r01"), "SEND2").replace(b"\r", b"\n"))
+    bad = tmp_path / "bad.hl7"
+    bad.write_bytes(_with_control_id(
+        _msg("adt_a04_utf8").replace(b"110101198506150019", b"110101198506150011"), "SEND3"))
+    run = subprocess.run(gateway_cmd("send-v2", str(good), str(bad), "--to",
+                                     f"mllp://127.0.0.1:{v2gw.mllp_port}"),
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    lines = run.stdout.splitlines()
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert lines[0].startswith("SEND1 DFT^P03") and lines[0].endswith(": AA"), lines
+    assert lines[1].startswith("SEND2 ORU^R01") and f"{good}#2" in lines[1] and \
+        lines[1].endswith(": AA"), lines
+    assert lines[2].startswith("SEND3 ADT^A04") and ": AE " in lines[2] and \
+        "check digit" in lines[2], lines
+    assert lines[3] == f"2 of 3 message(s) accepted by 127.0.0.1:{v2gw.mllp_port}"
+
+    nobody = subprocess.run(gateway_cmd("send-v2", str(good), "--to",
+                                        f"127.0.0.1:{free_port()}", "--timeout", "3"),
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert nobody.returncode == 2
+    assert "not sent" in nobody.stdout.splitlines()[0] and \
+        nobody.stdout.splitlines()[1] == f"{good}#2: not sent"
