@@ -53,6 +53,7 @@ def _target(to: str) -> tuple[str, int]:
 async def _send_all(messages: list[tuple[str, bytes]], host: str, port: int,
                     timeout: float) -> tuple[int, list[str], int]:
     """(exit status, lines, how many were accepted)."""
+    from gateway.hl7.ack import read_ack
     from gateway.hl7.message import HL7ParseError, parse
     from gateway.hl7.mllp import MLLPClient
 
@@ -76,9 +77,8 @@ async def _send_all(messages: list[tuple[str, bytes]], host: str, port: int,
                 lines.append(f"{label}: unreadable reply ({exc})")
                 status = max(status, 1)
                 continue
-            msa, err = ack.first("MSA"), ack.first("ERR")
-            code = (msa.get(1) if msa else "") or "no MSA"
-            text = (err.get(8) if err else "") or (msa.get(3) if msa else "")
+            code, _answered, text = read_ack(ack)
+            code = code or "no MSA"
             lines.append(f"{label}: {code}" + (f" {text}" if text else ""))
             if code in ACCEPTED:
                 accepted += 1

@@ -117,6 +117,7 @@ class MllpTransport:
         return wanted
 
     async def send(self, payload: bytes, tid: str) -> Attempt:
+        from gateway.hl7.ack import read_ack
         from gateway.hl7.message import HL7ParseError, parse
 
         try:
@@ -133,15 +134,13 @@ class MllpTransport:
                 return Attempt("retry", f"{message}: unreadable ACK: {exc}")
             except Exception as exc:  # noqa: BLE001 - timeouts, resets: try again later
                 return Attempt("retry", f"{message}: {_error(exc)}")
-            msa = ack.first("MSA")
-            code = msa.get(1) if msa else ""
-            text = (ack.first("ERR").get(8) if ack.first("ERR") else "") or (msa.get(3) if msa else "")
+            code, answered, text = read_ack(ack)
             if code in ("AR", "CR"):
                 return Attempt("reject", f"{message}: {code} {text}", {"outcome": outcome([issue(
                     f"{message} rejected by the receiver ({code}): {text}", code="processing")])})
             if code not in ("AA", "CA"):
                 return Attempt("retry", f"{message}: {code or 'no MSA'} {text}".strip())
-            acks.append({"message": message, "control_id": msa.get(2), "ack": code})
+            acks.append({"message": message, "control_id": answered, "ack": code})
         return Attempt("delivered", details={"acks": acks})
 
     async def close(self) -> None:

@@ -284,6 +284,15 @@ def build_ack(msg: Message | None, code: str, errors: Sequence[AckError] = (), *
     return _encode(text + "\r", t.charset, t.declared)
 
 
+def read_ack(ack: Message) -> tuple[str, str, str]:
+    """What a received acknowledgement says: its code (MSA-1; "" without an MSA), the
+    control id it answers (MSA-2) and the receiver's text (ERR-8, else MSA-3)."""
+    msa, err = ack.first("MSA"), ack.first("ERR")
+    code = msa.get(1) if msa else ""
+    text = (err.get(8) if err else "") or (msa.get(3) if msa else "")
+    return code, msa.get(2) if msa else "", text
+
+
 def _encode(text: str, charset: str, declared: bool) -> bytes:
     try:
         return text.encode(charset)
