@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import threading
+from functools import lru_cache
 from datetime import datetime
 from decimal import Decimal
 from collections.abc import Callable
@@ -269,13 +270,17 @@ _XML_ENTITIES = frozenset(("lt", "gt", "amp", "quot", "apos"))
 def _xhtml(div: Any) -> Any:
     """The narrative's ``div`` parsed (HTML's named entities read as the characters they
     name), or None when it is not well-formed XML. No DTD, no network, no entity expansion
-    beyond that."""
+    beyond that. txt-1 and txt-2 read the same ``div`` one after the other: it is parsed
+    once (the tree is only read)."""
+    return _parsed_xhtml(div) if type(div) is str else None
+
+
+@lru_cache(maxsize=16)
+def _parsed_xhtml(div: str) -> Any:
     from html.entities import name2codepoint
 
     from lxml import etree
 
-    if type(div) is not str:
-        return None
     text = _ENTITY.sub(lambda m: m.group(0) if m.group(1) in _XML_ENTITIES else (
         f"&#{name2codepoint[m.group(1)]};" if m.group(1) in name2codepoint else m.group(0)), div)
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
